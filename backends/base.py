@@ -1,0 +1,127 @@
+"""The backend object: one array library on one device."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy
+
+from .errors import BackendError
+from .ops import Array, GenericOps
+
+DTYPES = ("float32", "float64")
+
+
+class Backend:
+    """An array library bound to a device.
+
+    Attributes:
+        name: registry name (``"numpy"``, ``"cupy"``, ``"torch"``, ``"array_api_strict"``).
+        xp: the array-API namespace (via ``array_api_compat`` where the library needs it).
+        device: the device arrays are created on.
+        ops: array operations, in-place where the library allows (:mod:`backends.ops`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        xp: Any,
+        device: Any,
+        ops: GenericOps,
+        dtypes: tuple[str, ...] = DTYPES,
+        to_numpy: Callable[[Array], numpy.ndarray] | None = None,
+        synchronize: Callable[[], None] | None = None,
+        version: str = "",
+    ) -> None:
+        self.name = name
+        self.xp = xp
+        self.device = device
+        self.ops = ops
+        self.dtypes = dtypes
+        self.version = version
+        self._to_numpy = to_numpy
+        self._synchronize = synchronize
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device!r})"
+
+    # --- dtypes ------------------------------------------------------------------------
+
+    def dtype(self, name: Any) -> Any:
+        """The library's dtype object for ``"float32"``/``"float64"`` (or a dtype already)."""
+        if not isinstance(name, str):
+            return name
+        if name not in DTYPES:
+            raise BackendError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}")
+        if name not in self.dtypes:
+            raise BackendError(
+                f"backend {self.name!r} on device {self.device!r} has no {name}: "
+                f"choose --dtype {self.dtypes[0]}"
+            )
+        return getattr(self.xp, name)
+
+    def dtype_name(self, dtype: Any) -> str:
+        """Inverse of :meth:`dtype`."""
+        for name in DTYPES:
+            if dtype == getattr(self.xp, name):
+                return name
+        raise BackendError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+
+    # --- arrays --------------------------------------------------------------------------
+
+    def asarray(self, host: Any, dtype: Any = None) -> Array:
+        """Copy host data (NumPy array or nested lists) onto this backend's device.
+
+        ``dtype`` is a name, a dtype of this library, or ``None`` to keep the host dtype.
+        """
+        host = numpy.asarray(host)
+        if dtype is not None:
+            dtype = self.dtype(dtype) if isinstance(dtype, str) else dtype
+        if not host.flags.c_contiguous:
+            host = numpy.ascontiguousarray(host)
+        x = self.xp.asarray(host, device=self.device)
+        if dtype is not None and x.dtype != dtype:
+            x = self.xp.astype(x, dtype)
+        return x
+
+    def to_numpy(self, x: Array) -> numpy.ndarray:
+        """A host NumPy copy (or view, for NumPy itself) of ``x``."""
+        if self._to_numpy is not None:
+            return self._to_numpy(x)
+        return numpy.asarray(x)
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def arange(self, n: int) -> Array:
+        """``0 .. n-1`` as the library's default integer type on this device."""
+        return self.xp.arange(n, device=self.device)
+
+    # --- random numbers ------------------------------------------------------------------
+
+    @staticmethod
+    def rng(seed: int | None) -> numpy.random.Generator:
+        """A seeded host generator; every backend draws from it, so same seed ⇒ same numbers."""
+        return numpy.random.default_rng(seed)
+
+    def normal(
+        self, rng: numpy.random.Generator, shape: tuple[int, ...], std: float, dtype: Any
+    ) -> Array:
+        """Normal(0, std²) samples, drawn in float64 on the host then cast, so identical
+        across backends (bit-identical in float64)."""
+        return self.asarray(rng.standard_normal(shape) * std, dtype)
+
+    def uniform(self, rng: numpy.random.Generator, shape: tuple[int, ...], dtype: Any) -> Array:
+        """Uniform [0, 1) samples drawn on the host in float64, then cast."""
+        return self.asarray(rng.random(shape), dtype)
+
+    def permutation(self, rng: numpy.random.Generator, n: int) -> numpy.ndarray:
+        """A host permutation of ``0..n-1`` (int64)."""
+        return rng.permutation(n)
+
+    # --- timing --------------------------------------------------------------------------
+
+    def synchronize(self) -> None:
+        """Wait for queued device work to finish (no-op on CPU backends)."""
+        if self._synchronize is not None:
+            self._synchronize()

@@ -1,0 +1,108 @@
+"""Array operations with an optional output buffer.
+
+``GenericOps`` is written against the array API standard only: every method returns a new
+array and ignores ``out``. Backends that can write in place (NumPy, CuPy) subclass it and honour
+``out``; callers always use the returned array, so one call site serves both. Fast paths must
+give the same numbers as the generic code (the tests compare them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+
+
+class GenericOps:
+    """Portable implementations; ``out`` arguments are accepted and ignored."""
+
+    #: True when ``out=`` buffers are written in place and ``buffer`` returns real arrays.
+    inplace = False
+
+    def __init__(self, xp: Any, device: Any = None) -> None:
+        self.xp = xp
+        self.device = device
+
+    def buffer(self, shape: tuple[int, ...], dtype: Any) -> Array | None:
+        """A reusable scratch array, or ``None`` where the backend allocates per call."""
+        return None
+
+    def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        return a @ b
+
+    def add(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        return a + b
+
+    def relu(self, x: Array, out: Array | None = None) -> Array:
+        xp = self.xp
+        return xp.where(x > 0, x, xp.zeros_like(x))
+
+    def relu_grad(self, g: Array, y: Array, out: Array | None = None) -> Array:
+        """``g`` where ``y > 0``, else 0 (backward of ReLU given its output ``y``)."""
+        xp = self.xp
+        return xp.where(y > 0, g, xp.zeros_like(g))
+
+    def sum_rows(self, x: Array, out: Array | None = None) -> Array:
+        """Sum over axis 0: ``(N, D) -> (D,)``."""
+        return self.xp.sum(x, axis=0)
+
+    def take_rows(self, x: Array, idx: Array, out: Array | None = None) -> Array:
+        """Rows ``x[idx]`` for a 1-D integer index on the same device."""
+        return self.xp.take(x, idx, axis=0)
+
+    def to_float(self, x: Array, scale: float, dtype: Any, out: Array | None = None) -> Array:
+        """``x`` cast to ``dtype`` and multiplied by ``scale`` (e.g. uint8 pixels to [0, 1])."""
+        return self.xp.astype(x, dtype) * scale
+
+    # Optimizer updates over flat parameter vectors. All return the new arrays.
+
+    def sgd_update(
+        self,
+        p: Array,
+        g: Array,
+        velocity: Array | None,
+        lr: float,
+        momentum: float,
+        nesterov: bool,
+        weight_decay: float,
+    ) -> tuple[Array, Array | None]:
+        """One SGD step (PyTorch's convention for momentum and Nesterov)."""
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            velocity = g if velocity is None else momentum * velocity + g
+            step = g + momentum * velocity if nesterov else velocity
+        else:
+            step = g
+        return p - lr * step, velocity
+
+    def adam_update(
+        self,
+        p: Array,
+        g: Array,
+        m: Array,
+        v: Array,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        step: int,
+        weight_decay: float,
+        decoupled: bool,
+    ) -> tuple[Array, Array, Array]:
+        """One Adam (``decoupled=False``, L2 in the gradient) or AdamW step.
+
+        ``step`` counts from 1 and sets the bias corrections.
+        """
+        xp = self.xp
+        if weight_decay and not decoupled:
+            g = g + weight_decay * p
+        m = beta1 * m + (1.0 - beta1) * g
+        v = beta2 * v + (1.0 - beta2) * (g * g)
+        bc1 = 1.0 - beta1**step
+        bc2 = 1.0 - beta2**step
+        denom = xp.sqrt(v) / (bc2**0.5) + eps
+        if weight_decay and decoupled:
+            p = p * (1.0 - lr * weight_decay)
+        p = p - (lr / bc1) * (m / denom)
+        return p, m, v

@@ -1,0 +1,173 @@
+"""Factories for the supported array libraries; each imports its library lazily."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import numpy
+
+from .base import DTYPES, Backend
+from .errors import BackendError
+from .inplace_ops import InplaceOps, default_threads
+from .ops import GenericOps
+
+INSTALL_HINT = {
+    "numpy": 'pip install "array-api-mlp"',
+    "cupy": 'pip install "array-api-mlp[cupy]" (CUDA 12; for CUDA 13: pip install cupy-cuda13x)',
+    "torch": 'pip install "array-api-mlp[torch]"',
+    "array_api_strict": 'pip install "array-api-mlp[test]"',
+}
+
+
+def _import(module: str, backend: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendError(
+            f"backend {backend!r} needs {module!r}, which is not installed ({exc}); "
+            f"install it with: {INSTALL_HINT[backend]}"
+        ) from None
+
+
+def _supported_dtypes(xp: Any, device: Any) -> tuple[str, ...]:
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:
+        return DTYPES
+    try:
+        have = info().dtypes(device=device, kind="real floating")
+    except Exception:  # noqa: BLE001 - an older library without the inspection API
+        return DTYPES
+    return tuple(name for name in DTYPES if name in have)
+
+
+def _numpy(device: Any) -> Backend:
+    from array_api_compat import numpy as xp
+
+    if device not in (None, "cpu"):
+        raise BackendError(f"backend 'numpy' runs on device 'cpu' only, not {device!r}")
+    return Backend(
+        "numpy",
+        xp,
+        "cpu",
+        InplaceOps(xp, numpy, "cpu", threads=default_threads()),
+        version=numpy.__version__,
+    )
+
+
+def _cupy(device: Any) -> Backend:
+    cupy = _import("cupy", "cupy")
+    from array_api_compat import cupy as xp
+
+    from .cupy_ops import CupyOps
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError and driver errors alike
+        raise BackendError(
+            f"backend 'cupy' found no usable CUDA GPU ({exc}); use --backend numpy, "
+            "or check the NVIDIA driver and that the cupy-cuda package matches its CUDA version"
+        ) from None
+    index = _device_index(device, "cupy")
+    if not 0 <= index < count:
+        raise BackendError(f"backend 'cupy' sees {count} GPU(s); device {index} does not exist")
+    dev = cupy.cuda.Device(index)
+    dev.use()
+    return Backend(
+        "cupy",
+        xp,
+        dev,
+        CupyOps(xp, cupy, dev),
+        to_numpy=cupy.asnumpy,
+        synchronize=dev.synchronize,
+        version=cupy.__version__,
+    )
+
+
+def _device_index(device: Any, backend: str) -> int:
+    if device is None:
+        return 0
+    text = str(device)
+    if text.startswith("cuda:"):
+        text = text[5:]
+    elif text == "cuda":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise BackendError(
+            f"backend {backend!r}: device {device!r} is not a GPU index such as 0 or 'cuda:1'"
+        ) from None
+
+
+def _torch(device: Any) -> Backend:
+    torch = _import("torch", "torch")
+    from array_api_compat import torch as xp
+
+    try:
+        dev = torch.device(device or "cpu")
+    except RuntimeError as exc:
+        raise BackendError(f"backend 'torch': bad device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(
+            "backend 'torch' has no CUDA device here: use --device cpu, or install a CUDA build "
+            "of PyTorch"
+        )
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise BackendError(f"backend 'torch': {dev} does not exist")
+    dtypes = DTYPES if dev.type != "mps" else ("float32",)
+
+    def to_numpy(x: Any) -> numpy.ndarray:
+        return x.detach().cpu().numpy()
+
+    sync: Callable[[], None] | None = None
+    if dev.type == "cuda":
+        def sync() -> None:
+            torch.cuda.synchronize(dev)
+
+    return Backend(
+        "torch",
+        xp,
+        dev,
+        GenericOps(xp, dev),
+        dtypes=dtypes,
+        to_numpy=to_numpy,
+        synchronize=sync,
+        version=torch.__version__,
+    )
+
+
+def _strict(device: Any) -> Backend:
+    xp = _import("array_api_strict", "array_api_strict")
+    info = xp.__array_namespace_info__()
+    if device is None:
+        dev = info.default_device()
+    else:
+        dev = next((d for d in info.devices() if d == device or _strict_name(d) == device), None)
+        if dev is None:
+            raise BackendError(
+                f"backend 'array_api_strict' has no device {device!r}; "
+                f"choose one of {', '.join(_strict_name(d) for d in info.devices())}"
+            )
+    return Backend(
+        "array_api_strict",
+        xp,
+        dev,
+        GenericOps(xp, dev),
+        dtypes=_supported_dtypes(xp, dev),
+        to_numpy=numpy.from_dlpack,
+        version=xp.__version__,
+    )
+
+
+def _strict_name(device: Any) -> str:
+    text = repr(device)
+    return text.split("'")[1] if "'" in text else text
+
+
+FACTORIES: dict[str, Callable[[Any], Backend]] = {
+    "numpy": _numpy,
+    "cupy": _cupy,
+    "torch": _torch,
+    "array_api_strict": _strict,
+}

@@ -1,0 +1,13 @@
+"""Layers with hand-written forward and backward passes."""
+
+from .activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Layer
+from .dropout import Dropout
+from .linear import Linear
+from .sequential import Sequential
+from .softmax import Softmax, log_softmax
+
+__all__ = [
+    "ACTIVATIONS", "GELU", "Dropout", "Layer", "LeakyReLU", "Linear", "ReLU", "Sequential",
+    "Sigmoid", "Softmax", "Tanh", "log_softmax",
+]

@@ -1,0 +1,68 @@
+"""The layer protocol: ``forward(x, train) -> y`` and ``backward(grad_y) -> grad_x``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.ops import GenericOps
+
+from .._xp import Array, array_namespace, generic_ops
+
+
+class Layer:
+    """Base class of all layers.
+
+    ``params`` and ``grads`` map a parameter's short name (``"W"``, ``"b"``) to its array; a
+    model's :class:`~mlp.params.ParameterStore` makes them views into one flat buffer.
+    ``ops`` is ``None`` for a free-standing layer (portable code from the input's namespace) or
+    the backend's operations when a model owns the layer; with in-place operations the layer
+    keeps reusable output buffers, so its outputs are valid until its next call.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self.ops: GenericOps | None = None
+        self._buffers: dict[tuple[Any, ...], Array] = {}
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of this layer's parameters, in a fixed order."""
+        return {}
+
+    def init_params(self, backend: Any, rng: Any, dtype: Any) -> dict[str, Array]:
+        """Fresh parameter arrays drawn from the host generator ``rng``."""
+        return {}
+
+    def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Layer:
+        """Give a free-standing layer its parameters; returns ``self``."""
+        self.params = self.init_params(backend, rng, dtype)
+        return self
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description (type and constructor arguments)."""
+        return {"type": type(self).__name__}
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        raise NotImplementedError
+
+    def backward(self, grad: Array) -> Array | None:
+        raise NotImplementedError
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _ops(self, x: Array) -> GenericOps:
+        return self.ops if self.ops is not None else generic_ops(array_namespace(x))
+
+    def _buffer(self, ops: GenericOps, key: str, shape: tuple[int, ...], dtype: Any) -> Array | None:
+        """A reusable output buffer where ``ops`` writes in place, else ``None``."""
+        if not ops.inplace:
+            return None
+        k = (key, shape, dtype)
+        buf = self._buffers.get(k)
+        if buf is None:
+            buf = self._buffers[k] = ops.buffer(shape, dtype)
+        return buf
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,45 @@
+"""Inverted dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.base import Backend
+
+from .._xp import Array, array_namespace
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Zero each input with probability ``rate`` while training and scale the rest by
+    ``1 / (1 - rate)``; identity at evaluation. Shapes ``(N, D) -> (N, D)``.
+
+    The mask comes from a seeded host generator (``rng``; a model passes its own), so the same
+    seed drops the same units on every backend.
+    """
+
+    def __init__(self, rate: float = 0.5, rng: Any = None) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.rng = rng if rng is not None else Backend.rng(None)
+        self._mask: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "rate": self.rate}
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        if not train or self.rate == 0.0:
+            self._mask = None
+            return x
+        xp = array_namespace(x)
+        keep = self.rng.random(tuple(x.shape)) >= self.rate
+        self._mask = xp.asarray(keep, device=x.device)
+        return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
+
+    def backward(self, grad: Array) -> Array:
+        if self._mask is None:
+            return grad
+        xp = array_namespace(grad)
+        return xp.where(self._mask, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))

@@ -1,0 +1,131 @@
+"""Losses: ``forward(output, target) -> scalar`` and ``backward() -> grad of output``.
+
+Targets are integer class labels ``(N,)`` or one-hot / probability rows ``(N, C)`` in the
+output's floating dtype. The loss comes back as a 0-d array on the output's device (no host
+synchronisation); ``float(loss)`` when you need the number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._xp import Array, array_namespace
+from .layers.softmax import log_softmax
+
+REDUCTIONS = ("mean", "sum")
+
+
+def one_hot(labels: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
+    """``(N,)`` integer labels -> ``(N, C)`` rows of 0/1 in ``dtype``."""
+    classes = xp.arange(num_classes, device=labels.device)
+    return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
+
+
+def _targets(target: Array, out: Array, xp: Any) -> Array:
+    n, c = out.shape
+    if target.ndim == 1:
+        if target.shape[0] != n:
+            raise ValueError(f"{target.shape[0]} labels for {n} outputs")
+        return one_hot(target, c, out.dtype, xp)
+    if tuple(target.shape) != (n, c):
+        raise ValueError(f"target shape {tuple(target.shape)} does not match output {(n, c)}")
+    return xp.astype(target, out.dtype) if target.dtype != out.dtype else target
+
+
+class Loss:
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}: choose one of {REDUCTIONS}")
+        self.reduction = reduction
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "reduction": self.reduction}
+
+    def _scale(self, n: int) -> float:
+        return 1.0 / n if self.reduction == "mean" else 1.0
+
+    def forward(self, output: Array, target: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self) -> Array:
+        raise NotImplementedError
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax of logits ``(N, C)`` fused with cross-entropy.
+
+    ``loss = -sum(t * log_softmax(z)) / N`` with ``t`` the (optionally smoothed) target rows;
+    label smoothing ``s`` gives ``t = (1 - s) * onehot + s / C``. The gradient with respect to
+    the logits is ``(softmax(z) - t) / N``.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "label_smoothing": self.label_smoothing}
+
+    def forward(self, output: Array, target: Array) -> Array:
+        xp = array_namespace(output, target)
+        t = _targets(target, output, xp)
+        if self.label_smoothing:
+            s = self.label_smoothing
+            t = (1.0 - s) * t + s / output.shape[1]
+        logp = log_softmax(output, xp)
+        self._p, self._t = xp.exp(logp), t
+        self._k = self._scale(output.shape[0])
+        return -xp.sum(t * logp) * self._k
+
+    def backward(self) -> Array:
+        return (self._p - self._t) * self._k
+
+
+class CrossEntropy(Loss):
+    """Cross-entropy of probabilities ``p (N, C)`` (e.g. a :class:`Softmax` layer's output):
+    ``-sum(t * log(max(p, tiny)))``; gradient ``-t / max(p, tiny)``, both scaled by the
+    reduction. ``tiny`` keeps ``log(0)`` finite."""
+
+    def forward(self, output: Array, target: Array) -> Array:
+        xp = array_namespace(output, target)
+        t = _targets(target, output, xp)
+        tiny = float(xp.finfo(output.dtype).tiny)
+        self._p, self._t = xp.clip(output, tiny, None), t
+        self._k = self._scale(output.shape[0])
+        return -xp.sum(t * xp.log(self._p)) * self._k
+
+    def backward(self) -> Array:
+        return -(self._t / self._p) * self._k
+
+
+class MSE(Loss):
+    """Mean squared error ``sum((y - t)²) / (N * C)`` (``"sum"``: without the division);
+    integer labels become one-hot targets."""
+
+    def forward(self, output: Array, target: Array) -> Array:
+        xp = array_namespace(output, target)
+        t = _targets(target, output, xp)
+        self._d = output - t
+        n, c = output.shape
+        self._k = 1.0 / (n * c) if self.reduction == "mean" else 1.0
+        return xp.sum(self._d * self._d) * self._k
+
+    def backward(self) -> Array:
+        return (2.0 * self._k) * self._d
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "SoftmaxCrossEntropy": SoftmaxCrossEntropy,
+    "CrossEntropy": CrossEntropy,
+    "MSE": MSE,
+}
+
+
+def loss_from_config(config: dict[str, Any]) -> Loss:
+    kwargs = dict(config)
+    kind = kwargs.pop("type")
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}")
+    return LOSSES[kind](**kwargs)

@@ -1,0 +1,168 @@
+"""Optimizers over a :class:`~mlp.params.ParameterStore`'s flat parameter vector.
+
+The update arithmetic lives in the backend's operations (``backends.ops`` for the portable
+path, fused in-place kernels where a backend has them); both follow the equations quoted in
+each class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._xp import Array
+from .params import ParameterStore
+from .schedules import Constant, Schedule, schedule_from_config
+
+
+class Optimizer:
+    """Base: holds the base learning rate, a schedule and the update count."""
+
+    def __init__(self, lr: float, schedule: Schedule | None = None, weight_decay: float = 0.0):
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.schedule = schedule if schedule is not None else Constant()
+        self.steps = 0
+        self.store: ParameterStore | None = None
+
+    @property
+    def current_lr(self) -> float:
+        """The learning rate the next update will use."""
+        return self.lr * self.schedule(self.steps)
+
+    def bind(self, store: ParameterStore) -> None:
+        """Attach to a model's parameters and allocate the optimizer state."""
+        self.store = store
+
+    def step(self) -> None:
+        """Apply one update from the store's current gradient."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
+                "schedule": self.schedule.config()}
+
+    def state(self) -> dict[str, Array]:
+        """Name -> device array of the optimizer's buffers (empty when stateless)."""
+        return {}
+
+    def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
+        """Restore the update count and buffers (same names as :meth:`state`)."""
+        self.steps = int(steps)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's formulation:
+
+    ``g += wd * p``; with momentum ``μ``: ``v = μ v + g`` (``v = g`` on the first step) and the
+    step is ``v``, or ``g + μ v`` with Nesterov; ``p -= lr * step``.
+    """
+
+    def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, schedule: Schedule | None = None) -> None:
+        super().__init__(lr, schedule, weight_decay)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and not momentum:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.velocity: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+    def step(self) -> None:
+        store = self.store
+        p, self.velocity = store.backend.ops.sgd_update(
+            store.flat, store.flat_grad(), self.velocity, self.current_lr, self.momentum,
+            self.nesterov, self.weight_decay,
+        )
+        if p is not store.flat:
+            store.set_flat(p)
+        self.steps += 1
+
+    def state(self) -> dict[str, Array]:
+        return {} if self.velocity is None else {"velocity": self.velocity}
+
+    def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
+        super().load_state(steps, buffers)
+        self.velocity = buffers.get("velocity")
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with L2 weight decay added to the gradient:
+
+    ``g += wd * p``; ``m = β1 m + (1-β1) g``; ``v = β2 v + (1-β2) g²``;
+    ``p -= lr / (1-β1^t) * m / (sqrt(v) / sqrt(1-β2^t) + eps)`` with ``t`` counting from 1.
+    """
+
+    decoupled = False
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 schedule: Schedule | None = None) -> None:
+        super().__init__(lr, schedule, weight_decay)
+        b1, b2 = betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        self.betas = (float(b1), float(b2))
+        self.eps = float(eps)
+        self.m: Array | None = None
+        self.v: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "betas": list(self.betas), "eps": self.eps}
+
+    def bind(self, store: ParameterStore) -> None:
+        super().bind(store)
+        xp = store.xp
+        if self.m is None or self.m.shape != store.flat.shape:
+            self.m = xp.zeros_like(store.flat)
+            self.v = xp.zeros_like(store.flat)
+
+    def step(self) -> None:
+        store = self.store
+        lr = self.current_lr
+        self.steps += 1
+        p, self.m, self.v = store.backend.ops.adam_update(
+            store.flat, store.flat_grad(), self.m, self.v, lr, self.betas[0], self.betas[1],
+            self.eps, self.steps, self.weight_decay, self.decoupled,
+        )
+        if p is not store.flat:
+            store.set_flat(p)
+
+    def state(self) -> dict[str, Array]:
+        return {"m": self.m, "v": self.v}
+
+    def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
+        super().load_state(steps, buffers)
+        self.m, self.v = buffers["m"], buffers["v"]
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * wd`` before
+    the Adam step, instead of adding ``wd * p`` to the gradient."""
+
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2,
+                 schedule: Schedule | None = None) -> None:
+        super().__init__(lr, betas, eps, weight_decay, schedule)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
+
+
+def optimizer_from_config(config: dict[str, Any]) -> Optimizer:
+    kwargs = dict(config)
+    kind = kwargs.pop("type")
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}")
+    kwargs["schedule"] = schedule_from_config(kwargs.pop("schedule", {"type": "Constant"}))
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return OPTIMIZERS[kind](**kwargs)
