@@ -57,17 +57,4 @@ def available() -> list[dict[str, Any]]:
     return out
 
 
-def from_array(x: Any) -> Backend:
-    """The backend that owns array ``x`` (used where only an array is at hand)."""
-    import array_api_compat
-
-    if array_api_compat.is_numpy_array(x):
-        return get("numpy")
-    if array_api_compat.is_cupy_array(x):
-        return get("cupy", x.device.id)
-    if array_api_compat.is_torch_array(x):
-        return get("torch", str(x.device))
-    return get("array_api_strict", x.device)
-
-
-__all__ = ["DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available", "from_array", "get"]
+__all__ = ["DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available", "get"]

@@ -38,9 +38,9 @@ class GenericOps:
         return xp.where(x > 0, x, xp.zeros_like(x))
 
     def relu_grad(self, g: Array, y: Array, out: Array | None = None) -> Array:
-        """``g`` where ``y > 0``, else 0 (backward of ReLU given its output ``y``)."""
+        """``g * (y > 0)``: the backward of ReLU given its output ``y``."""
         xp = self.xp
-        return xp.where(y > 0, g, xp.zeros_like(g))
+        return g * xp.astype(y > 0, g.dtype)
 
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         """Sum over axis 0: ``(N, D) -> (D,)``."""

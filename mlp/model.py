@@ -72,7 +72,8 @@ class MLP:
             raise ValueError(f"unknown output {output!r}: choose one of {', '.join(OUTPUTS)}")
         if init is None:
             init = "he" if activation in ("relu", "leaky_relu", "gelu") else "glorot"
-        self.sizes, self.activation, self.dropout, self.init = sizes, activation, float(dropout), init
+        self.sizes, self.activation, self.init = sizes, activation, init
+        self.dropout = float(dropout)
         self.bias = bool(bias)
         self.output_bias = self.bias if output_bias is None else bool(output_bias)
         self.output = output
@@ -88,7 +89,7 @@ class MLP:
             self.backend = _with_ops(self.backend, self.ops)
 
         layers: list[Layer] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
             layers.append(Linear(n_in, n_out, bias=self.output_bias if last else self.bias,
                                  init=init, input_grad=i > 0))
@@ -107,6 +108,7 @@ class MLP:
         self.loss = loss if loss is not None else SoftmaxCrossEntropy()
         self.optimizer = optimizer if optimizer is not None else Adam()
         self.optimizer.bind(self.store)
+        self.last_output: Array | None = None
 
     # --- description -------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class MLP:
         loss = self.loss.forward(out, y)
         self.layers.backward(self.loss.backward())
         self.optimizer.step()
+        self.last_output = out
         return loss
 
     def loss_and_grads(self, x: Array, y: Array) -> tuple[Array, dict[str, Array]]:
@@ -158,15 +161,23 @@ class MLP:
                  for i in range(0, x.shape[0], batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
 
-    def evaluate(self, x: Array, y: Array, batch_size: int = 4096) -> dict[str, float]:
-        """Mean loss and accuracy (host floats) over ``x (N, D)`` and integer labels ``y (N,)``."""
+    def evaluate(
+        self, x: Array, y: Array, batch_size: int = 4096, scale: float | None = None
+    ) -> dict[str, float]:
+        """Mean loss and accuracy (host floats) over ``x (N, D)`` and integer labels ``y (N,)``.
+
+        With ``scale``, ``x`` holds raw integer features (e.g. uint8 pixels) that are converted
+        batch by batch to ``x * scale`` in the model dtype, so the whole set is never copied.
+        """
         xp = self.xp
         n = x.shape[0]
         total_loss = xp.zeros((), dtype=self.dtype, device=self.backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         for i in range(0, n, batch_size):
             xb, yb = x[i : i + batch_size, ...], y[i : i + batch_size]
-            out = self.layers.forward(xb)
+            if scale is not None:
+                xb = self.ops.to_float(xb, scale, self.dtype)
+            out = self.layers.forward(self._check_input(xb))
             total_loss = total_loss + self.loss.forward(out, yb) * self._loss_weight(xb.shape[0])
             correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
         to_numpy = self.backend.to_numpy

@@ -53,7 +53,9 @@ class Layer:
     def _ops(self, x: Array) -> GenericOps:
         return self.ops if self.ops is not None else generic_ops(array_namespace(x))
 
-    def _buffer(self, ops: GenericOps, key: str, shape: tuple[int, ...], dtype: Any) -> Array | None:
+    def _buffer(
+        self, ops: GenericOps, key: str, shape: tuple[int, ...], dtype: Any
+    ) -> Array | None:
         """A reusable output buffer where ``ops`` writes in place, else ``None``."""
         if not ops.inplace:
             return None

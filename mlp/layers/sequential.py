@@ -44,10 +44,12 @@ class Sequential(Layer):
         return self
 
     def named_params(self) -> dict[str, Array]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.params.items()}
 
     def named_grads(self) -> dict[str, Array]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.grads.items()}
 
     def forward(self, x: Array, train: bool = False) -> Array:
         for layer in self.layers:

@@ -1,0 +1,41 @@
+"""Loss and accuracy curves of a training run, drawn with matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write a PNG with loss (left) and accuracy (right) per epoch, train and test.
+
+    ``history`` holds the per-epoch metrics dicts of :class:`mlp.train.Trainer`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label, ax in (
+        ("train_loss", "train", ax_loss), ("test_loss", "test", ax_loss),
+        ("train_acc", "train", ax_acc), ("test_acc", "test", ax_acc),
+    ):
+        values = [h.get(key) for h in history]
+        if all(v is not None for v in values):
+            if key.endswith("acc"):
+                values = [100.0 * v for v in values]
+            ax.plot(epochs, values, marker="o", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

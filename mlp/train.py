@@ -1,0 +1,205 @@
+"""The training loop: shuffled mini-batches from a uint8 dataset on the device, per-epoch
+metrics, a stop flag checked after every step, and a state that resumes exactly.
+
+Images stay uint8 on the device; each batch is gathered and converted to the model dtype in
+reusable buffers. Shuffling draws a permutation per epoch from its own seeded host generator,
+whose state at the start of the epoch is part of :class:`TrainState`, so an interrupted run
+resumes on the very batch where it stopped with bit-identical results.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._xp import Array
+from .errors import TrainingError
+from .model import MLP
+
+PIXEL_SCALE = 1.0 / 255.0
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; JSON-able, stored in checkpoints.
+
+    ``epoch`` counts finished epochs; ``batch`` the batches done in the current one;
+    ``shuffle_state`` is the shuffling generator's state at the start of the current epoch;
+    ``loss_sum``/``correct``/``seen``/``seconds`` accumulate the current epoch so far.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    shuffle_state: dict[str, Any] | None = None
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainState:
+        return cls(**data)
+
+
+class StopRequested(Exception):
+    """Raised by :meth:`Trainer.fit` after the step during which a stop was requested."""
+
+
+class DeviceData:
+    """A uint8 image set ``(N, D)`` and int64 labels ``(N,)`` placed on the model's device."""
+
+    def __init__(self, model: MLP, images: Any, labels: Any) -> None:
+        backend = model.backend
+        self.x = backend.asarray(images)
+        self.y = backend.asarray(labels, None)
+        self.n = int(images.shape[0])
+
+
+class Trainer:
+    """Trains ``model`` on ``train`` for ``epochs``, evaluating on ``test`` after each epoch.
+
+    Args:
+        batch_size: samples per step; the last batch of an epoch may be smaller.
+        seed: seeds the shuffling generator.
+        on_epoch: called with the epoch's metrics dict after each epoch.
+        progress: a factory ``(total, initial, desc) -> bar`` with ``update(n)``,
+            ``set_postfix_str(s)`` and ``close()`` (e.g. tqdm), or ``None``.
+        should_stop: polled after every step; when true, :meth:`fit` raises
+            :class:`StopRequested` with the state updated to resume from the next step.
+    """
+
+    def __init__(
+        self,
+        model: MLP,
+        train: DeviceData,
+        test: DeviceData | None,
+        batch_size: int = 128,
+        epochs: int = 1,
+        seed: int | None = 0,
+        state: TrainState | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[..., Any] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.train, self.test = model, train, test
+        self.batch_size, self.epochs = int(batch_size), int(epochs)
+        self.shuffle_rng = model.backend.rng(seed)
+        self.state = state if state is not None else TrainState()
+        if self.state.shuffle_state is None:
+            self.state.shuffle_state = self.shuffle_rng.bit_generator.state
+        self.on_epoch = on_epoch
+        self.progress = progress
+        self.should_stop = should_stop or (lambda: False)
+        self._buffers: dict[tuple[str, int], Array] = {}
+        on_cpu = str(model.backend.device).startswith(("cpu", "CPU")) or model.backend.name in (
+            "numpy", "array_api_strict")
+        # Each finiteness check reads the loss on the host: every step on CPUs, sparsely on GPUs.
+        self.check_every = 1 if on_cpu else 50
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.train.n / self.batch_size)
+
+    def _batch(self, perm: Array, b: int) -> tuple[Array, Array]:
+        model, ops = self.model, self.model.ops
+        idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
+        n = idx.shape[0]
+        raw = ops.take_rows(self.train.x, idx, out=self._buffer("raw", n, self.train.x))
+        fbuf = self._buffers.get(("x", n))
+        if fbuf is None and ops.inplace:
+            fbuf = self._buffers[("x", n)] = ops.buffer((n, raw.shape[1]), model.dtype)
+        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype, out=fbuf)
+        yb = ops.take_rows(self.train.y, idx, out=self._buffer("y", n, self.train.y))
+        return xb, yb
+
+    def _buffer(self, key: str, n: int, like: Array) -> Array | None:
+        ops = self.model.ops
+        if not ops.inplace:
+            return None
+        buf = self._buffers.get((key, n))
+        if buf is None:
+            buf = self._buffers[(key, n)] = ops.buffer((n, *like.shape[1:]), like.dtype)
+        return buf
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Run the remaining epochs; returns the per-epoch metrics (``state.history``)."""
+        st, model = self.state, self.model
+        while st.epoch < self.epochs:
+            self.shuffle_rng.bit_generator.state = st.shuffle_state
+            perm = model.backend.asarray(self.shuffle_rng.permutation(self.train.n))
+            self._run_epoch(perm)
+            metrics = {
+                "epoch": st.epoch + 1,
+                "train_loss": st.loss_sum / st.seen,
+                "train_acc": st.correct / st.seen,
+                "seconds": st.seconds,
+                "samples_per_s": st.seen / st.seconds if st.seconds > 0 else float("nan"),
+                "lr": model.optimizer.current_lr,
+            }
+            if self.test is not None:
+                result = model.evaluate(self.test.x, self.test.y, scale=PIXEL_SCALE)
+                metrics["test_loss"], metrics["test_acc"] = result["loss"], result["accuracy"]
+            st.history.append(metrics)
+            st.epoch += 1
+            st.batch, st.loss_sum, st.correct, st.seen, st.seconds = 0, 0.0, 0, 0, 0.0
+            st.shuffle_state = self.shuffle_rng.bit_generator.state
+            if self.on_epoch is not None:
+                self.on_epoch(metrics)
+        return st.history
+
+    def _run_epoch(self, perm: Array) -> None:
+        st, model = self.state, self.model
+        xp, to_numpy = model.xp, model.backend.to_numpy
+        total = self.steps_per_epoch
+        bar = None
+        if self.progress is not None:
+            bar = self.progress(total=total, initial=st.batch, desc=f"epoch {st.epoch + 1}")
+        loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
+        correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
+        pending = 0  # steps whose loss is not yet checked on the host
+        start = time.perf_counter()
+        try:
+            for b in range(st.batch, total):
+                xb, yb = self._batch(perm, b)
+                n = xb.shape[0]
+                loss = model.train_step(xb, yb)
+                hits = xp.sum(xp.astype(xp.argmax(model.last_output, axis=1) == yb, xp.int64))
+                loss_acc = loss_acc + loss * float(n)
+                correct_acc = correct_acc + hits
+                st.seen += n
+                st.batch = b + 1
+                pending += 1
+                if pending >= self.check_every or b + 1 == total or self.should_stop():
+                    loss_sum = float(to_numpy(loss_acc))
+                    if not math.isfinite(loss_sum):
+                        raise TrainingError(
+                            f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} "
+                            f"at epoch {st.epoch + 1}, step {b + 1} (within the last {pending} "
+                            f"steps) with learning rate {model.optimizer.current_lr:g}: try a "
+                            "smaller --lr, a warm-up (--schedule warmup-cosine) or --dtype float64"
+                        )
+                    st.loss_sum += loss_sum
+                    st.correct += int(to_numpy(correct_acc))
+                    loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
+                    correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
+                    pending = 0
+                    if bar is not None:
+                        bar.set_postfix_str(f"loss {st.loss_sum / st.seen:.4f}", refresh=False)
+                if bar is not None:
+                    bar.update(1)
+                if self.should_stop() and b + 1 < total:
+                    raise StopRequested()
+        finally:
+            model.backend.synchronize()
+            st.seconds += time.perf_counter() - start
+            if bar is not None:
+                bar.close()

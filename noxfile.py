@@ -1,0 +1,55 @@
+"""The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session,
+and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import nox
+
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "tests", "torch"]
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
+OLDEST_NUMPY = {"3.10": "1.25.0", "3.11": "1.25.0", "3.12": "1.26.0", "3.13": "2.1.0"}
+TORCH = "torch==2.13.0"
+
+
+def run_pytest(session: nox.Session, *args: str) -> None:
+    """Run pytest and fail the session when it executed no test at all."""
+    report = Path(session.create_tmp()) / "junit.xml"
+    session.run("python", "-m", "pytest", f"--junitxml={report}", *args, *session.posargs)
+    suites = ET.parse(report).getroot().iter("testsuite")
+    ran = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
+    if ran == 0:
+        session.error("pytest ran no tests")
+    session.log(f"{ran} tests executed")
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("numpy", ["oldest", "newest"])
+def tests(session: nox.Session, numpy: str) -> None:
+    """numpy and array_api_strict backends (torch and GPU tests skip here with a reason)."""
+    session.install("-e", ".[test]")
+    if numpy == "oldest":
+        session.install(f"numpy=={OLDEST_NUMPY[session.python]}")
+    else:
+        session.install("--upgrade", "numpy")
+    session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
+    run_pytest(session, "-m", "not gpu")
+
+
+@nox.session(python="3.11")
+def torch(session: nox.Session) -> None:
+    """The same suite with PyTorch (CPU) installed, so the torch backend runs too."""
+    session.install(TORCH)
+    session.install("-e", ".[test]")
+    run_pytest(session, "-m", "not gpu")
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
