@@ -462,13 +462,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             history = trainer.fit()
         except StopRequested:
-            target = save or Path(DEFAULT_INTERRUPT_CHECKPOINT)
+            target = save or _free_path(Path(DEFAULT_INTERRUPT_CHECKPOINT))
             checkpoint.save(target, model, _meta(settings, trainer.state))
             st = trainer.state
             name = signal.Signals(stop.signum).name
             print(f"mlp: {name} received: stopped at epoch {st.epoch + 1}, step {st.batch} of "
                   f"{trainer.steps_per_epoch}; saved {target}\n"
-                  f"resume with: mlp train --resume {target}", file=sys.stderr)
+                  f"resume with: mlp train --resume {target} --save {target}", file=sys.stderr)
             return 128 + stop.signum
         except MLPError as exc:
             if save is not None and save.exists():
@@ -489,6 +489,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         last = history[-1]
         print(f"test accuracy {100 * last['test_acc']:.2f}%  test loss {last['test_loss']:.4f}")
     return 0
+
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``stem-1.suffix``, ``stem-2.suffix``... whichever does not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _meta(settings: dict[str, Any], state: Any) -> dict[str, Any]:
