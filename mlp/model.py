@@ -178,12 +178,13 @@ class MLP:
             if scale is not None:
                 xb = self.ops.to_float(xb, scale, self.dtype)
             out = self.layers.forward(self._check_input(xb))
-            total_loss = total_loss + self.loss.forward(out, yb) * self._loss_weight(xb.shape[0])
+            total_loss = total_loss + self.loss.forward(out, yb) * self.loss_weight(xb.shape[0])
             correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
         to_numpy = self.backend.to_numpy
         return {"loss": float(to_numpy(total_loss)) / n, "accuracy": int(to_numpy(correct)) / n}
 
-    def _loss_weight(self, batch: int) -> float:
+    def loss_weight(self, batch: int) -> float:
+        """Factor turning a batch's loss into its sum over samples (1 for summed losses)."""
         return float(batch) if self.loss.reduction == "mean" else 1.0
 
     def _check_input(self, x: Array) -> Array:

@@ -173,7 +173,7 @@ class Trainer:
                 n = xb.shape[0]
                 loss = model.train_step(xb, yb)
                 hits = xp.sum(xp.astype(xp.argmax(model.last_output, axis=1) == yb, xp.int64))
-                loss_acc = loss_acc + loss * float(n)
+                loss_acc = loss_acc + loss * model.loss_weight(n)
                 correct_acc = correct_acc + hits
                 st.seen += n
                 st.batch = b + 1
