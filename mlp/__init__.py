@@ -1,7 +1,16 @@
 """array-api-mlp: a multilayer perceptron written once against the Python array API."""
 
 from .layers import (
-    GELU, Dropout, Layer, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Softmax, Tanh,
+    GELU,
+    Dropout,
+    Layer,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
 )
 from .losses import MSE, CrossEntropy, SoftmaxCrossEntropy
 from .model import MLP

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from backends.ops import GenericOps
 
 Array = Any
 
-__all__ = ["Array", "array_namespace", "generic_ops"]
+__all__ = ["Array", "array_namespace", "device", "generic_ops"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def generic_ops(xp: Any) -> GenericOps:
     """Portable (allocating) operations for namespace ``xp``."""
     return GenericOps(xp)

@@ -6,7 +6,7 @@ from typing import Any
 
 from backends.base import Backend
 
-from .._xp import Array, array_namespace
+from .._xp import Array, array_namespace, device
 from .base import Layer
 
 
@@ -35,7 +35,7 @@ class Dropout(Layer):
             return x
         xp = array_namespace(x)
         keep = self.rng.random(tuple(x.shape)) >= self.rate
-        self._mask = xp.asarray(keep, device=x.device)
+        self._mask = xp.asarray(keep, device=device(x))
         return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
