@@ -78,6 +78,10 @@ class Backend:
         host = numpy.asarray(host)
         if dtype is not None:
             dtype = self.dtype(dtype) if isinstance(dtype, str) else dtype
+            # Cast floats on the host: the device may not have the host's dtype (float64).
+            name = next((n for n in self.dtypes if dtype == getattr(self.xp, n)), None)
+            if name is not None:
+                host = host.astype(name, copy=False)
         if not host.flags.c_contiguous:
             host = numpy.ascontiguousarray(host)
         x = self.xp.asarray(host, device=self.device)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from ._xp import Array, array_namespace
 from .layers.softmax import log_softmax
 
@@ -17,7 +19,7 @@ REDUCTIONS = ("mean", "sum")
 
 def one_hot(labels: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
     """``(N,)`` integer labels -> ``(N, C)`` rows of 0/1 in ``dtype``."""
-    classes = xp.arange(num_classes, device=labels.device)
+    classes = xp.arange(num_classes, device=device(labels))
     return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
 
 
@@ -77,7 +79,7 @@ class SoftmaxCrossEntropy(Loss):
         logp = log_softmax(output, xp)
         self._p, self._t = xp.exp(logp), t
         self._k = self._scale(output.shape[0])
-        return -xp.sum(t * logp) * self._k
+        return xp.sum(t * logp * -self._k)
 
     def backward(self) -> Array:
         return (self._p - self._t) * self._k
@@ -94,7 +96,7 @@ class CrossEntropy(Loss):
         tiny = float(xp.finfo(output.dtype).smallest_normal)
         self._p, self._t = xp.clip(output, tiny, None), t
         self._k = self._scale(output.shape[0])
-        return -xp.sum(t * xp.log(self._p)) * self._k
+        return xp.sum(t * xp.log(self._p) * -self._k)
 
     def backward(self) -> Array:
         return -(self._t / self._p) * self._k
@@ -110,7 +112,7 @@ class MSE(Loss):
         self._d = output - t
         n, c = output.shape
         self._k = 1.0 / (n * c) if self.reduction == "mean" else 1.0
-        return xp.sum(self._d * self._d) * self._k
+        return xp.sum(self._d * self._d * self._k)
 
     def backward(self) -> Array:
         return (2.0 * self._k) * self._d

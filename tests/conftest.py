@@ -1,0 +1,134 @@
+"""Shared fixtures: one backend per array library, and a hypothesis profile for small machines.
+
+Every backend entry imports its library or skips with the reason; CuPy carries the ``gpu``
+marker so CPU CI deselects it with ``-m "not gpu"``. Backends are session-scoped (importing
+torch is slow, and ``backends.get`` caches them anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import backends
+from backends import Backend, BackendError
+
+settings.register_profile(
+    "small-machine",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "small-machine"))
+
+#: Import name of the library behind each backend.
+LIBRARIES = {
+    "numpy": "numpy",
+    "array_api_strict": "array_api_strict",
+    "torch": "torch",
+    "cupy": "cupy",
+}
+CPU_BACKENDS = ("numpy", "array_api_strict", "torch")
+
+
+def load_backend(name: str, device: object = None) -> Backend:
+    """``backends.get(name, device)``, or skip the test saying why it cannot run here."""
+    pytest.importorskip(
+        LIBRARIES[name],
+        reason=f"backend {name!r} needs the {LIBRARIES[name]!r} package",
+        exc_type=ImportError,
+    )
+    try:
+        b = backends.get(name, device)
+    except BackendError as exc:
+        pytest.skip(f"backend {name!r} is unavailable here: {exc}")
+    if name == "torch":
+        import torch
+
+        # The test arrays are tiny: torch's CPU thread pool only adds synchronisation, and on a
+        # busy two-core machine a 90x16 matmul then stalls for tens of milliseconds.
+        torch.set_num_threads(1)
+    return b
+
+
+@pytest.fixture(
+    scope="session",
+    params=[*CPU_BACKENDS, pytest.param("cupy", marks=pytest.mark.gpu)],
+)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Every backend: numpy, array_api_strict, torch (CPU) and cupy (GPU)."""
+    return load_backend(request.param)
+
+
+@pytest.fixture(scope="session", params=CPU_BACKENDS)
+def cpu_float64_backend(request: pytest.FixtureRequest) -> Backend:
+    """The CPU backends, all of which have float64: for finite-difference gradient checks."""
+    b = load_backend(request.param)
+    assert "float64" in b.dtypes, f"{b} lost float64"
+    return b
+
+
+@pytest.fixture(scope="session")
+def numpy_backend() -> Backend:
+    return backends.get("numpy")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240229)
+
+
+def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray,
+                       eps: float = 1e-6) -> np.ndarray:
+    """``d f / d x`` by central differences, for a host float64 array ``x`` (not modified)."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        orig = x[i]
+        x[i] = orig + eps
+        up = f(x.copy())
+        x[i] = orig - eps
+        down = f(x.copy())
+        x[i] = orig
+        grad[i] = (up - down) / (2.0 * eps)
+    return grad
+
+
+@pytest.fixture(scope="session")
+def numerical_gradient() -> Callable[..., np.ndarray]:
+    """The central-difference routine (a fixture so test modules need not import conftest)."""
+    return central_difference
+
+
+def host(b: Backend, x: object) -> np.ndarray:
+    """A host float64 copy of backend array ``x`` (a copy: in-place layers reuse buffers)."""
+    return np.array(b.to_numpy(x), dtype=np.float64, copy=True)
+
+
+@pytest.fixture(scope="session")
+def to_host() -> Callable[[Backend, object], np.ndarray]:
+    return host
+
+
+def reference_tolerance(dtype_name: str) -> float:
+    """Relative tolerance for a result in ``dtype_name`` against a float64 reference: a few
+    dozen units in the last place of that dtype (the computations here sum tens of terms)."""
+    return 64 * float(np.finfo(dtype_name).eps)
+
+
+@pytest.fixture(scope="session")
+def assert_matches_reference() -> Callable[..., None]:
+    """``check(actual, reference, dtype_name)``: host arrays, tolerance scaled by the dtype's
+    epsilon and by the reference's magnitude."""
+
+    def check(actual: np.ndarray, reference: np.ndarray, dtype_name: str, what: str = "") -> None:
+        tol = reference_tolerance(dtype_name)
+        scale = max(1.0, float(np.max(np.abs(reference)))) if np.size(reference) else 1.0
+        np.testing.assert_allclose(actual, reference, rtol=tol, atol=tol * scale, err_msg=what)
+
+    return check

@@ -1,0 +1,205 @@
+"""The backend edge: registry, errors that say what to do, host transfer, dtypes, seeded random
+numbers, and the array operations (portable and in place)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backends
+from backends import Backend, BackendError, GenericOps
+from backends.inplace_ops import InplaceOps
+from backends.registry import INSTALL_HINT, _import
+
+
+def test_available_lists_every_backend_with_ok_or_error():
+    listed = {entry["name"]: entry for entry in backends.available()}
+    assert set(listed) == {"numpy", "cupy", "torch", "array_api_strict"}
+    assert listed["numpy"]["ok"] is True
+    for name, entry in listed.items():
+        if entry["ok"]:
+            assert "error" not in entry
+            assert set(entry["dtypes"]) <= {"float32", "float64"} and entry["dtypes"], name
+            assert entry["version"], name
+        else:
+            assert entry["error"] and "install" in entry["error"] + entry["hint"], name
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(BackendError, match="unknown backend 'tensorflow'.*numpy.*torch"):
+        backends.get("tensorflow")
+
+
+def test_missing_library_says_what_to_install():
+    with pytest.raises(BackendError, match=r"not installed.*pip install") as info:
+        _import("a_library_that_is_not_there", "cupy")
+    assert INSTALL_HINT["cupy"] in str(info.value)
+    assert info.value.__cause__ is None  # one clear error, not a chained traceback
+
+
+def test_get_caches_and_passes_backends_through(numpy_backend):
+    assert backends.get("numpy") is numpy_backend
+    assert backends.get(numpy_backend) is numpy_backend
+    assert backends.get("numpy", "cpu") is backends.get("numpy", "cpu")
+
+
+def test_bad_devices_are_clear_errors():
+    with pytest.raises(BackendError, match="cpu"):
+        backends.get("numpy", "cuda:0")
+    pytest.importorskip("array_api_strict")
+    with pytest.raises(BackendError, match="no device 'gpu9'.*no_float64"):
+        backends.get("array_api_strict", "gpu9")
+
+
+def test_torch_without_cuda_is_a_clear_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so torch on 'cuda' is not an error here")
+    with pytest.raises(BackendError, match="CUDA"):
+        backends.get("torch", "cuda")
+
+
+def test_device_without_float64():
+    pytest.importorskip("array_api_strict")
+    b = backends.get("array_api_strict", "no_float64")
+    assert b.dtypes == ("float32",)
+    with pytest.raises(BackendError, match="has no float64.*float32"):
+        b.dtype("float64")
+    # Host float64 data is cast before it reaches the device.
+    x = b.asarray(np.array([0.1, 0.2]), "float32")
+    assert x.dtype == b.xp.float32
+    np.testing.assert_array_equal(b.to_numpy(x), np.array([0.1, 0.2], dtype=np.float32))
+    w = b.normal(b.rng(0), (3, 2), 1.0, "float32")
+    assert w.dtype == b.xp.float32 and tuple(w.shape) == (3, 2)
+
+
+def test_dtypes(backend):
+    for name in backend.dtypes:
+        dtype = backend.dtype(name)
+        assert backend.dtype(dtype) is dtype
+        assert backend.dtype_name(dtype) == name
+        assert backend.zeros((2, 3), name).dtype == dtype
+    with pytest.raises(BackendError, match="float16.*float32"):
+        backend.dtype("float16")
+    with pytest.raises(BackendError):
+        backend.dtype_name(backend.xp.int64)
+
+
+def test_asarray_round_trip(backend):
+    host = np.arange(12, dtype=np.float64).reshape(3, 4) / 7
+    dtype = backend.dtypes[-1]
+    x = backend.asarray(host, dtype)
+    assert x.dtype == backend.dtype(dtype) and tuple(x.shape) == (3, 4)
+    np.testing.assert_array_equal(backend.to_numpy(x), host.astype(dtype))
+    # Non-contiguous host arrays, nested lists and integer labels.
+    np.testing.assert_array_equal(backend.to_numpy(backend.asarray(host.T, dtype)),
+                                  host.T.astype(dtype))
+    np.testing.assert_array_equal(backend.to_numpy(backend.asarray([[1.5, 2.5]], "float32")),
+                                  [[1.5, 2.5]])
+    labels = backend.asarray(np.array([3, 1, 2]))
+    np.testing.assert_array_equal(backend.to_numpy(labels), [3, 1, 2])
+    np.testing.assert_array_equal(backend.to_numpy(backend.arange(4)), [0, 1, 2, 3])
+    f32 = backend.asarray(host, "float32")
+    assert f32.dtype == backend.dtype("float32")
+    np.testing.assert_array_equal(backend.to_numpy(f32), host.astype(np.float32))
+    backend.synchronize()
+
+
+def test_random_numbers_are_the_same_on_every_backend(backend, numpy_backend):
+    dtype = backend.dtypes[-1]
+    ref_normal = numpy_backend.normal(numpy_backend.rng(5), (4, 3), 0.5, dtype)
+    ref_uniform = numpy_backend.uniform(numpy_backend.rng(6), (7,), dtype)
+    np.testing.assert_array_equal(backend.to_numpy(backend.normal(backend.rng(5), (4, 3), 0.5,
+                                                                  dtype)), ref_normal)
+    # The host generator's float64 draws, scaled then cast: exactly numpy's numbers.
+    expected = (np.random.default_rng(5).standard_normal((4, 3)) * 0.5).astype(dtype)
+    np.testing.assert_array_equal(ref_normal, expected)
+    uniform = backend.to_numpy(backend.uniform(backend.rng(6), (7,), dtype))
+    np.testing.assert_array_equal(uniform, ref_uniform)
+    assert np.all((uniform >= 0) & (uniform < 1))
+    assert np.std(numpy_backend.to_numpy(
+        numpy_backend.normal(numpy_backend.rng(0), (20000,), 0.5, "float64"))) == pytest.approx(
+            0.5, rel=0.02)
+    perm = backend.permutation(backend.rng(1), 10)
+    np.testing.assert_array_equal(np.sort(perm), np.arange(10))
+    np.testing.assert_array_equal(perm, np.random.default_rng(1).permutation(10))
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+def _op_inputs(backend, dtype):
+    r = np.random.default_rng(0)
+    a = r.normal(size=(5, 4))
+    a[0, 0] = 0.0  # exactly at the ReLU kink: the gradient there is 0
+    return {
+        "a": a, "w": r.normal(size=(4, 3)), "bias": r.normal(size=3), "g": r.normal(size=(5, 4)),
+        "idx": np.array([4, 0, 2, 2]), "pixels": r.integers(0, 256, size=(5, 4), dtype=np.uint8),
+    }
+
+
+def _expected_ops(h):
+    return {
+        "matmul": h["a"] @ h["w"],
+        "add": h["a"] @ h["w"] + h["bias"],
+        "relu": np.maximum(h["a"], 0.0),
+        "relu_grad": np.where(np.maximum(h["a"], 0.0) > 0, h["g"], 0.0),
+        "sum_rows": h["g"].sum(axis=0),
+        "take_rows": h["a"][h["idx"]],
+        "to_float": h["pixels"] / 255.0,
+    }
+
+
+def _run_ops(ops, b, h, dtype, out=None):
+    out = out or {}
+    a, w, g = (b.asarray(h[k], dtype) for k in ("a", "w", "g"))
+    y = ops.relu(a, out=out.get("relu"))
+    return {
+        "matmul": ops.matmul(a, w, out=out.get("matmul")),
+        "add": ops.add(a @ w, b.asarray(h["bias"], dtype), out=out.get("add")),
+        "relu": y,
+        "relu_grad": ops.relu_grad(g, y, out=out.get("relu_grad")),
+        "sum_rows": ops.sum_rows(g, out=out.get("sum_rows")),
+        "take_rows": ops.take_rows(a, b.asarray(h["idx"]), out=out.get("take_rows")),
+        "to_float": ops.to_float(b.asarray(h["pixels"]), 1 / 255.0, b.dtype(dtype),
+                                 out=out.get("to_float")),
+    }
+
+
+def test_backend_ops_values(backend, assert_matches_reference):
+    dtype = backend.dtypes[-1]
+    h = _op_inputs(backend, dtype)
+    expected = _expected_ops(h)
+    for name, got in _run_ops(backend.ops, backend, h, dtype).items():
+        assert got.dtype == backend.dtype(dtype), name
+        assert_matches_reference(np.asarray(backend.to_numpy(got), dtype=np.float64),
+                                 expected[name], dtype, name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inplace_ops_equal_generic_ops_and_write_into_out(dtype, numpy_backend):
+    xp = numpy_backend.xp
+    fast, generic = InplaceOps(xp, np), GenericOps(xp)
+    assert fast.inplace and not generic.inplace
+    assert generic.buffer((2, 2), dtype) is None
+    h = _op_inputs(numpy_backend, dtype)
+    reference = _run_ops(generic, numpy_backend, h, dtype)
+    allocated = _run_ops(fast, numpy_backend, h, dtype)
+    out = {name: fast.buffer(tuple(ref.shape), np.dtype(dtype)) for name, ref in reference.items()}
+    written = _run_ops(fast, numpy_backend, h, dtype, out=out)
+    for name, ref in reference.items():
+        np.testing.assert_array_equal(allocated[name], ref, err_msg=name)
+        np.testing.assert_array_equal(written[name], ref, err_msg=name)
+        assert written[name] is out[name], f"{name} did not write into out="
+
+
+def test_custom_backend_object_is_usable():
+    """A ``Backend`` assembled by hand (as a plugin would) works through ``backends.get``."""
+    from array_api_compat import numpy as xp
+
+    b = Backend("mine", xp, "cpu", GenericOps(xp, "cpu"), dtypes=("float64",))
+    assert backends.get(b) is b
+    assert repr(b) == "Backend('mine', device='cpu')"
+    with pytest.raises(BackendError, match="float32"):
+        b.dtype("float32")
+    np.testing.assert_array_equal(b.to_numpy(b.zeros((2,), "float64")), [0.0, 0.0])

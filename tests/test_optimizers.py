@@ -1,0 +1,308 @@
+"""Optimizers against their published update equations on tiny hand-computed cases, and the
+in-place fast paths against the portable array-API code."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import backends
+from backends import Backend, GenericOps
+from backends.inplace_ops import _CHUNK, InplaceOps
+from mlp.layers.base import Layer
+from mlp.optimizers import SGD, Adam, AdamW, optimizer_from_config
+from mlp.params import ParameterStore
+from mlp.schedules import Constant, Cosine, LinearWarmup, StepDecay
+
+P0 = [1.0, -2.0, 0.5]
+G1 = [0.5, -1.0, 2.0]
+G2 = [1.0, 0.5, -1.0]
+
+
+class Vector(Layer):
+    """A layer that is nothing but one parameter vector ``w``."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def param_shapes(self):
+        return {"w": (self.n,)}
+
+    def init_params(self, backend, rng, dtype):
+        return {"w": backend.zeros((self.n,), dtype)}
+
+
+def with_generic_ops(b: Backend) -> Backend:
+    """``b`` with the portable operations (the reference the fast paths must match)."""
+    return Backend(b.name, b.xp, b.device, GenericOps(b.xp, b.device), b.dtypes,
+                   to_numpy=b.to_numpy, version=b.version)
+
+
+@pytest.fixture(params=["backend-ops", "generic-ops"])
+def opt_backend(request, backend):
+    return backend if request.param == "backend-ops" else with_generic_ops(backend)
+
+
+class Harness:
+    """One parameter vector in a :class:`ParameterStore`, gradients set by hand."""
+
+    def __init__(self, b: Backend, optimizer, p0=P0, dtype="float64") -> None:
+        if dtype not in b.dtypes:
+            pytest.skip(f"{b} has no {dtype}")
+        self.b, self.layer = b, Vector(len(p0))
+        self.store = ParameterStore([self.layer], b, dtype)
+        self.store.load_flat(b.asarray(np.array(p0), dtype))
+        self.optimizer = optimizer
+        optimizer.bind(self.store)
+
+    def step(self, grad) -> np.ndarray:
+        g = self.b.asarray(np.array(grad, dtype=np.float64), self.store.dtype)
+        if self.store.grad is not None:  # in-place backends: gradients are views of one buffer
+            self.layer.grads["w"][...] = g
+        else:
+            self.layer.grads["w"] = g
+        self.optimizer.step()
+        return self.params()
+
+    def params(self) -> np.ndarray:
+        return np.array(self.b.to_numpy(self.layer.params["w"]), dtype=np.float64)
+
+
+# --- SGD: p -= lr * step (PyTorch's formulation) ---------------------------------------
+
+SGD_CASES = {
+    # g; p1 = p0 - 0.1 g1 = [0.95, -1.9, 0.3]; p2 = p1 - 0.1 g2
+    "plain": (dict(lr=0.1), [0.95, -1.9, 0.3], [0.85, -1.95, 0.4]),
+    # v1 = g1; v2 = 0.9 g1 + g2 = [1.45, -0.4, 0.8]
+    "momentum": (dict(lr=0.1, momentum=0.9), [0.95, -1.9, 0.3], [0.805, -1.86, 0.22]),
+    # step1 = g1 + 0.9 v1 = 1.9 g1; step2 = g2 + 0.9 v2 = [2.305, 0.14, -0.28]
+    "nesterov": (dict(lr=0.1, momentum=0.9, nesterov=True), [0.905, -1.81, 0.12],
+                 [0.6745, -1.824, 0.148]),
+    # g1' = g1 + 0.1 p0 = [0.6, -1.2, 2.05]; g2' = g2 + 0.1 p1 = [1.094, 0.312, -0.9705]
+    "weight-decay": (dict(lr=0.1, weight_decay=0.1), [0.94, -1.88, 0.295],
+                     [0.8306, -1.9112, 0.39205]),
+    # v1 = g1'; v2 = 0.9 g1' + g2' = [1.634, -0.768, 0.8745]
+    "momentum-weight-decay": (dict(lr=0.1, momentum=0.9, weight_decay=0.1),
+                              [0.94, -1.88, 0.295], [0.7766, -1.8032, 0.20755]),
+}
+
+
+@pytest.mark.parametrize("case", list(SGD_CASES))
+def test_sgd_hand_computed(case, opt_backend):
+    kwargs, p1, p2 = SGD_CASES[case]
+    h = Harness(opt_backend, SGD(**kwargs))
+    np.testing.assert_allclose(h.step(G1), p1, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(h.step(G2), p2, rtol=1e-14, atol=1e-15)
+    assert h.optimizer.steps == 2
+
+
+# --- Adam / AdamW -----------------------------------------------------------------------
+# m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;  m^ = m / (1-b1^t);  v^ = v / (1-b2^t)
+# p -= lr m^ / (sqrt(v^) + eps)          (Adam; L2 decay: g += wd p first)
+# p = p (1 - lr wd) - lr m^ / (...)      (AdamW)
+# Step 1 gives m^ = g, v^ = g², so p1 = p0 - lr g / (|g| + eps) ≈ p0 - lr sign(g).
+# Step 2 (lr 0.1, betas 0.9/0.999): m2 = [0.145, -0.04, 0.08], v2 = [0.00124975, 0.001249,
+# 0.004996], bias corrections 0.19 and 0.001999.
+
+ADAM_CASES = {
+    "adam": (Adam, 0.0, [0.900000002, -1.900000001, 0.4000000005],
+             [0.8034818006385094, -1.873366297370903, 0.37336629670243154]),
+    # g1' = g1 + 0.1 p0 = [0.6, -1.2, 2.05]: p1 = p0 - 0.1 g1' / (|g1'| + eps)
+    "adam-l2": (Adam, 0.1, [0.9000000016666666, -1.9000000008333333, 0.4000000004878049],
+                [0.8025029703202308, -1.8537472646427609, 0.37089514609880114]),
+    # p1 = 0.99 p0 - 0.1 g1 / (|g1| + eps)
+    "adamw": (AdamW, 0.1, [0.890000002, -1.880000001, 0.3950000005],
+              [0.7845818006185094, -1.8345662973609032, 0.36441629669743153]),
+}
+
+
+@pytest.mark.parametrize("case", list(ADAM_CASES))
+def test_adam_hand_computed(case, opt_backend):
+    cls, wd, p1, p2 = ADAM_CASES[case]
+    h = Harness(opt_backend, cls(lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd))
+    np.testing.assert_allclose(h.step(G1), p1, rtol=1e-13)
+    np.testing.assert_allclose(h.step(G2), p2, rtol=1e-13)
+    m, v = (np.asarray(opt_backend.to_numpy(a)) for a in (h.optimizer.m, h.optimizer.v))
+    if wd == 0.0 or cls is AdamW:
+        np.testing.assert_allclose(m, [0.145, -0.04, 0.08], rtol=1e-14)
+        np.testing.assert_allclose(v, [0.00124975, 0.001249, 0.004996], rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adamw_zero_gradient_only_shrinks(dtype, opt_backend):
+    """With g = 0 AdamW's Adam part is zero: p1 = p0 (1 - lr wd) exactly, while Adam's L2
+    decay turns the decay into a gradient and moves every weight by about lr."""
+    h = Harness(opt_backend, AdamW(lr=0.01, weight_decay=0.5), dtype=dtype)
+    np.testing.assert_allclose(h.step([0.0, 0.0, 0.0]), np.array(P0) * (1 - 0.005), rtol=1e-6)
+    h = Harness(opt_backend, Adam(lr=0.01, weight_decay=0.5), dtype=dtype)
+    np.testing.assert_allclose(h.step([0.0, 0.0, 0.0]), np.array(P0) - 0.01 * np.sign(P0),
+                               rtol=1e-6)
+
+
+def test_float32_updates_stay_float32(opt_backend):
+    for opt in (SGD(lr=0.1, momentum=0.9, weight_decay=0.01), Adam(weight_decay=0.01), AdamW()):
+        h = Harness(opt_backend, opt, dtype="float32")
+        h.step(G1)
+        h.step(G2)
+        assert h.store.flat.dtype == opt_backend.dtype("float32"), type(opt).__name__
+        assert h.layer.params["w"].dtype == opt_backend.dtype("float32")
+
+
+def test_schedule_sets_each_steps_learning_rate(opt_backend):
+    # lr 1, halved every step; g = 1: p = 0 - 1 - 0.5 - 0.25
+    h = Harness(opt_backend, SGD(lr=1.0, schedule=StepDecay(1, 0.5)), p0=[0.0])
+    assert h.optimizer.current_lr == 1.0
+    for expected in (-1.0, -1.5, -1.75):
+        np.testing.assert_allclose(h.step([1.0]), [expected], rtol=1e-15)
+    assert h.optimizer.current_lr == 0.125
+
+
+def test_adam_uses_warmup_learning_rate(opt_backend):
+    # LinearWarmup(2): factors 0.5, 1.0; Adam's steps are ≈ lr * sign(g) while g is constant.
+    h = Harness(opt_backend, Adam(lr=0.1, schedule=LinearWarmup(2)), p0=[0.0])
+    np.testing.assert_allclose(h.step([3.0]), [-0.05], rtol=1e-7)
+    np.testing.assert_allclose(h.step([3.0]), [-0.15], rtol=1e-7)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: Adam(lr=0.1),
+    lambda: AdamW(lr=0.1, weight_decay=0.2),
+], ids=["sgd", "adam", "adamw"])
+def test_state_round_trip_continues_identically(make, numpy_backend):
+    grads = [G1, G2, [0.3, 0.2, -0.7]]
+    straight = Harness(numpy_backend, make())
+    for g in grads:
+        expected = straight.step(g)
+    first = Harness(numpy_backend, make())
+    for g in grads[:2]:
+        first.step(g)
+    resumed = Harness(numpy_backend, make(), p0=first.params())
+    state = {k: np.array(v) for k, v in first.optimizer.state().items()}
+    resumed.optimizer.load_state(first.optimizer.steps, state)
+    np.testing.assert_array_equal(resumed.step(grads[2]), expected)
+
+
+def test_optimizer_validation():
+    for bad in (lambda: SGD(lr=0.0), lambda: SGD(momentum=1.0), lambda: SGD(nesterov=True),
+                lambda: SGD(weight_decay=-1.0), lambda: Adam(betas=(1.0, 0.999)),
+                lambda: Adam(lr=-1e-3), lambda: optimizer_from_config({"type": "RMSprop"})):
+        with pytest.raises(ValueError):
+            bad()
+
+
+@pytest.mark.parametrize("opt", [
+    SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule=StepDecay(10, 0.5)),
+    Adam(lr=3e-4, betas=(0.8, 0.99), eps=1e-7, schedule=Cosine(100, 0.1)),
+    AdamW(weight_decay=0.05, schedule=LinearWarmup(5, Cosine(50))),
+    SGD(),
+], ids=["sgd", "adam", "adamw", "default"])
+def test_optimizer_config_round_trip(opt):
+    config = json.loads(json.dumps(opt.config()))
+    again = optimizer_from_config(config)
+    assert type(again) is type(opt)
+    assert again.config() == opt.config()
+    for step in (0, 4, 7, 60, 200):
+        again.steps = opt.steps = step
+        assert again.current_lr == opt.current_lr
+    assert isinstance(optimizer_from_config({"type": "Adam"}).schedule, Constant)
+
+
+# --- fast paths give the same numbers ---------------------------------------------------
+
+SIZES = [3, 1000, 4 * _CHUNK + 123]  # the last takes the chunked, threaded path
+ADAM_SETTINGS = {
+    "adam": dict(weight_decay=0.0, decoupled=False),
+    "adam-l2": dict(weight_decay=0.01, decoupled=False),
+    "adamw": dict(weight_decay=0.01, decoupled=True),
+}
+SGD_SETTINGS = {
+    "plain": dict(momentum=0.0, nesterov=False, weight_decay=0.0),
+    "weight-decay": dict(momentum=0.0, nesterov=False, weight_decay=1e-3),
+    "momentum": dict(momentum=0.9, nesterov=False, weight_decay=0.0),
+    "nesterov-weight-decay": dict(momentum=0.9, nesterov=True, weight_decay=1e-3),
+}
+
+
+def _state(n: int, dtype: str, seed: int):
+    r = np.random.default_rng(seed)
+    return [r.normal(size=n).astype(dtype) for _ in range(3)] + [
+        (r.random(n) * 1e-2).astype(dtype)]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
+def test_inplace_adam_equals_generic(setting, n, dtype, threads, numpy_backend):
+    xp = numpy_backend.xp
+    fast, generic = InplaceOps(xp, np, threads=threads), GenericOps(xp)
+    p, g, m, v = _state(n, dtype, seed=n)
+    for step in (1, 2, 9):
+        p_ref, m_ref, v_ref = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, step,
+                                                  **ADAM_SETTINGS[setting])
+        out = fast.adam_update(p.copy(), g, m.copy(), v.copy(), 1e-3, 0.9, 0.999, 1e-8, step,
+                               **ADAM_SETTINGS[setting])
+        for name, got, ref in zip("pmv", out, (p_ref, m_ref, v_ref), strict=True):
+            assert got.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(got, ref, err_msg=f"{name} at step {step}")
+        p, m, v = p_ref, m_ref, v_ref
+        g = np.roll(g, 1)
+    if n == SIZES[-1] and threads > 1:
+        assert fast._pool is not None, "the largest size no longer takes the threaded path"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("setting", list(SGD_SETTINGS))
+def test_inplace_sgd_equals_generic(setting, n, dtype, threads, numpy_backend):
+    xp = numpy_backend.xp
+    fast, generic = InplaceOps(xp, np, threads=threads), GenericOps(xp)
+    p, g, _, _ = _state(n, dtype, seed=n + 1)
+    velocity_ref = velocity = None
+    g_before = g.copy()
+    for step in range(3):
+        p_ref, velocity_ref = generic.sgd_update(p, g, velocity_ref, 0.01,
+                                                 **SGD_SETTINGS[setting])
+        got, velocity = fast.sgd_update(p.copy(), g, velocity, 0.01, **SGD_SETTINGS[setting])
+        np.testing.assert_array_equal(got, p_ref, err_msg=f"p at step {step}")
+        if velocity_ref is not None:
+            np.testing.assert_array_equal(velocity, velocity_ref, err_msg=f"velocity at {step}")
+        np.testing.assert_array_equal(g, g_before)  # the gradient is read, never written
+        p = p_ref
+        g = np.roll(g, 1)
+        g_before = g.copy()
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def inplace_backend(request):
+    pytest.importorskip(request.param, reason=f"backend {request.param!r} needs it installed")
+    try:
+        b = backends.get(request.param)
+    except backends.BackendError as exc:
+        pytest.skip(str(exc))
+    assert b.ops.inplace
+    return b
+
+
+@pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
+def test_backend_adam_kernel_matches_generic(setting, inplace_backend):
+    """The registered backend's own kernel (NumPy chunks, or CuPy's fused kernel, which may
+    contract to fused multiply-adds: a few ulp) against the generic expression."""
+    b = inplace_backend
+    generic = GenericOps(b.xp, b.device)
+    host = _state(4 * _CHUNK + 7, "float32", seed=3)
+    p, g, m, v = (b.asarray(a) for a in host)
+    ref = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3, **ADAM_SETTINGS[setting])
+    p2, g2, m2, v2 = (b.asarray(a) for a in host)
+    out = b.ops.adam_update(p2, g2, m2, v2, 1e-3, 0.9, 0.999, 1e-8, 3, **ADAM_SETTINGS[setting])
+    for got, want in zip(out, ref, strict=True):
+        got, want = b.to_numpy(got), b.to_numpy(want)
+        if b.name == "numpy":
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float32).eps, atol=1e-12)
