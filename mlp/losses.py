@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import device
-
-from ._xp import Array, array_namespace
+from ._xp import Array, array_namespace, device
 from .layers.softmax import log_softmax
 
 REDUCTIONS = ("mean", "sum")
