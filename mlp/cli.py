@@ -524,8 +524,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test = DeviceData(model, dataset.x_test, dataset.y_test)
     result = model.evaluate(test.x, test.y, scale=PIXEL_SCALE)
     predicted = numpy.concatenate([
-        model.backend.to_numpy(model.predict(model.ops.to_float(test.x[i:i + 4096, ...],
-                                                                 PIXEL_SCALE, model.dtype)))
+        model.backend.to_numpy(model.predict(model.ops.to_float(
+            test.x[i : min(i + 4096, test.n), ...], PIXEL_SCALE, model.dtype)))
         for i in range(0, test.n, 4096)
     ])
     k = dataset.num_classes

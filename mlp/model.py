@@ -157,8 +157,9 @@ class MLP:
     def predict(self, x: Array, batch_size: int = 4096) -> Array:
         """Predicted class indices ``(N,)`` on the device."""
         xp = self.xp
-        parts = [xp.argmax(self.layers.forward(x[i : i + batch_size, ...]), axis=1)
-                 for i in range(0, x.shape[0], batch_size)]
+        n = x.shape[0]
+        parts = [xp.argmax(self.layers.forward(x[i : min(i + batch_size, n), ...]), axis=1)
+                 for i in range(0, n, batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
 
     def evaluate(
@@ -174,7 +175,8 @@ class MLP:
         total_loss = xp.zeros((), dtype=self.dtype, device=self.backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         for i in range(0, n, batch_size):
-            xb, yb = x[i : i + batch_size, ...], y[i : i + batch_size]
+            stop = min(i + batch_size, n)  # the standard has no slices past the end
+            xb, yb = x[i:stop, ...], y[i:stop]
             if scale is not None:
                 xb = self.ops.to_float(xb, scale, self.dtype)
             out = self.layers.forward(self._check_input(xb))

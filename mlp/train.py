@@ -111,7 +111,7 @@ class Trainer:
 
     def _batch(self, perm: Array, b: int) -> tuple[Array, Array]:
         model, ops = self.model, self.model.ops
-        idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
+        idx = perm[b * self.batch_size : min((b + 1) * self.batch_size, self.train.n)]
         n = idx.shape[0]
         raw = ops.take_rows(self.train.x, idx, out=self._buffer("raw", n, self.train.x))
         fbuf = self._buffers.get(("x", n))
