@@ -1,0 +1,76 @@
+"""The training loop on small synthetic uint8 data: backends agree, stops resume exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import backends
+from mlp import MLP, SGD
+from mlp.errors import TrainingError
+from mlp.train import DeviceData, StopRequested, Trainer, TrainState
+
+
+def _data(n: int = 300, d: int = 20, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, d), dtype=np.uint8), rng.integers(0, classes, n)
+
+
+def _model(backend: str, **kw) -> MLP:
+    return MLP([20, 8, 3], backend=backend, dtype="float64", seed=0, dropout=0.2, **kw)
+
+
+def _fit(model: MLP, **kw) -> Trainer:
+    x, y = _data()
+    trainer = Trainer(model, DeviceData(model, x, y), DeviceData(model, x, y),
+                      batch_size=128, epochs=2, seed=3, **kw)
+    trainer.fit()
+    return trainer
+
+
+@pytest.mark.parametrize("name", ["array_api_strict", "torch"])
+def test_backends_train_the_same_run(name):
+    try:
+        backends.get(name)
+    except backends.BackendError as exc:
+        pytest.skip(str(exc))
+    reference = _fit(_model("numpy")).state.history
+    other = _fit(_model(name)).state.history
+    assert len(other) == 2
+    for a, b in zip(reference, other, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-12)
+        assert b["test_acc"] == a["test_acc"]
+
+
+def test_epoch_metrics_count_every_sample_once():
+    history = _fit(_model("numpy")).state.history
+    assert [h["epoch"] for h in history] == [1, 2]
+    for h in history:
+        assert 0.0 <= h["train_acc"] <= 1.0 and 0.0 <= h["test_acc"] <= 1.0
+        assert h["seconds"] > 0 and np.isfinite(h["train_loss"])
+
+
+def test_stop_and_resume_is_bit_identical():
+    full = _fit(_model("numpy"))
+    x, y = _data()
+    model = _model("numpy")
+    polls = iter(range(10**6))
+    trainer = Trainer(model, DeviceData(model, x, y), DeviceData(model, x, y), batch_size=128,
+                      epochs=2, seed=3, should_stop=lambda: next(polls) >= 4)
+    with pytest.raises(StopRequested):
+        trainer.fit()
+    state = TrainState.from_json(json.loads(json.dumps(trainer.state.to_json())))
+    assert state.epoch < 2 and 0 < state.batch < 3  # stopped mid-epoch
+    resumed = _fit(model, state=state)
+    np.testing.assert_array_equal(model.store.flat, full.model.store.flat)
+    for a, b in zip(full.state.history, resumed.state.history, strict=True):
+        assert a["train_loss"] == b["train_loss"] and a["train_acc"] == b["train_acc"]
+        assert a["test_loss"] == b["test_loss"]
+
+
+def test_a_diverging_loss_stops_with_the_step_and_rate():
+    model = _model("numpy", optimizer=SGD(1e300))
+    with pytest.raises(TrainingError, match=r"step \d+ .*learning rate"):
+        _fit(model)
