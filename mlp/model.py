@@ -139,8 +139,11 @@ class MLP:
 
     def train_step(self, x: Array, y: Array) -> Array:
         """Forward, loss, backward and one optimizer update on a batch; returns the batch
-        loss as a 0-d array on the device (before the update)."""
-        out = self.layers.forward(x, train=True)
+        loss as a 0-d array on the device (before the update).
+
+        Shape and dtype of ``x`` are checked; NaN is not (a pass over every batch): a NaN
+        input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
+        out = self.layers.forward(self._check_input(x, finite=False), train=True)
         loss = self.loss.forward(out, y)
         self.layers.backward(self.loss.backward())
         self.optimizer.step()
@@ -158,6 +161,7 @@ class MLP:
         """Predicted class indices ``(N,)`` on the device."""
         xp = self.xp
         n = x.shape[0]
+        self._check_input(x)
         parts = [xp.argmax(self.layers.forward(x[i : min(i + batch_size, n), ...]), axis=1)
                  for i in range(0, n, batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
@@ -189,12 +193,19 @@ class MLP:
         """Factor turning a batch's loss into its sum over samples (1 for summed losses)."""
         return float(batch) if self.loss.reduction == "mean" else 1.0
 
-    def _check_input(self, x: Array) -> Array:
+    def _check_input(self, x: Array, finite: bool = True) -> Array:
+        """Shape and dtype of ``x``, and (unless ``finite=False``) no NaN or infinity."""
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
             raise ValueError(f"expected inputs of shape (N, {self.sizes[0]}), got {tuple(x.shape)}")
         if x.dtype != self.dtype:
             raise TypeError(f"inputs are {x.dtype}, the model is {self.dtype_name}; "
                             "convert with model.backend.asarray(x, model.dtype)")
+        if finite:
+            xp = self.xp
+            bad = int(self.backend.to_numpy(xp.sum(xp.astype(~xp.isfinite(x), xp.int64))))
+            if bad:
+                raise ValueError(f"inputs hold {bad} NaN or infinite value(s) of "
+                                 f"{x.shape[0] * x.shape[1]}; clean or impute them first")
         return x
 
     # --- parameters ----------------------------------------------------------------------

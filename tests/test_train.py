@@ -74,3 +74,12 @@ def test_a_diverging_loss_stops_with_the_step_and_rate():
     model = _model("numpy", optimizer=SGD(1e300))
     with pytest.raises(TrainingError, match=r"step \d+ .*learning rate"):
         _fit(model)
+
+
+def test_non_finite_inputs_are_refused_with_their_count():
+    model = _model("numpy")
+    x = np.zeros((4, 20))
+    x[0, 1], x[2, 3], x[3, 0] = np.nan, np.inf, -np.inf
+    for call in (model.forward, model.predict, lambda a: model.evaluate(a, np.zeros(4, int))):
+        with pytest.raises(ValueError, match="3 NaN or infinite value"):
+            call(x)
