@@ -1,0 +1,134 @@
+"""Run the benchmark suite and build its report: ``mlp bench [options]``,
+``python -m benchmarks [options]``.
+
+pytest runs :mod:`benchmarks.test_bench` in a subprocess with pytest-benchmark, writing its JSON;
+:mod:`benchmarks.report` then turns the JSON into ``REPORT.md`` and ``plots/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .workloads import BACKEND_IDS, QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE
+
+SUITE_DIR = Path(__file__).resolve().parent
+ROOT = SUITE_DIR.parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlp bench",
+        description="Time forward, backward and training steps against their GEMM floor and "
+                    "PyTorch, plus a full training epoch; write REPORT.md and PNG plots.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only the {QUICK_SIZE} / batch {QUICK_BATCH} / {QUICK_DTYPE} rows "
+                             "and the epoch benchmark")
+    parser.add_argument("--backends", default=None, metavar="A,B",
+                        help=f"comma-separated backends of: {', '.join(BACKEND_IDS)} "
+                             "(default: all CPU ones, or all GPU ones with --gpu)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="run the GPU benchmarks (CuPy, torch on CUDA) instead of the CPU ones")
+    parser.add_argument("--out", default=str(SUITE_DIR), metavar="DIR",
+                        help="where REPORT.md and plots/ go (default: the benchmarks folder)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="pytest-benchmark JSON output (default: DIR/results.json)")
+    parser.add_argument("--max-time", type=float, default=0.25, metavar="S",
+                        help="seconds per benchmark after warm-up (default 0.25)")
+    parser.add_argument("--min-rounds", type=int, default=5, metavar="N",
+                        help="rounds per benchmark at least (default 5)")
+    parser.add_argument("--epoch-rounds", type=int, default=3, metavar="N",
+                        help="rounds of each epoch benchmark (default 3)")
+    parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
+                        help="pytest -k expression to narrow the selection further")
+    parser.add_argument("--note", default=None, metavar="TEXT",
+                        help="a remark to print under the report's title (e.g. about the machine)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="do not run anything: rebuild the report from the existing JSON")
+    return parser
+
+
+def marker_expression(quick: bool, gpu: bool, backends: str | None) -> str | None:
+    """pytest ``-m`` expression of a selection. With ``--backends`` the backends decide between
+    CPU and GPU; otherwise ``--gpu`` picks the GPU-marked benchmarks and the default the rest."""
+    parts = []
+    if quick:
+        parts.append("quick")
+    if not backends:
+        parts.append("gpu" if gpu else "not gpu")
+    return " and ".join(parts) or None
+
+
+def pytest_command(args: argparse.Namespace, json_path: Path) -> list[str]:
+    """The pytest command line of a run."""
+    cmd = [
+        sys.executable, "-m", "pytest", str(SUITE_DIR),
+        "--benchmark-only",
+        f"--benchmark-json={json_path}",
+        f"--benchmark-min-rounds={args.min_rounds}",
+        f"--benchmark-max-time={args.max_time}",
+        "--benchmark-warmup=on",
+        "--benchmark-sort=name",
+        "--benchmark-columns=min,median,iqr,rounds",
+        f"--bench-epoch-rounds={args.epoch_rounds}",
+        "-p", "no:cacheprovider",
+        "-q",
+    ]
+    expr = marker_expression(args.quick, args.gpu, args.backends)
+    if expr:
+        cmd += ["-m", expr]
+    if args.backends:
+        cmd += ["--bench-backends", args.backends]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    return cmd
+
+
+def _describe(args: argparse.Namespace) -> str:
+    what = ["quick selection" if args.quick else "full suite"]
+    what.append(f"backends {args.backends}" if args.backends else ("GPU" if args.gpu else "CPU"))
+    if args.keyword:
+        what.append(f"-k {args.keyword!r}")
+    return (f"Run: {', '.join(what)}; pytest-benchmark min rounds {args.min_rounds}, max time "
+            f"{args.max_time} s, warm-up on; epoch rounds {args.epoch_rounds}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite, build the report; the exit status is pytest's (0 when all passed)."""
+    args = build_parser().parse_args(argv)
+    out_dir = Path(args.out)
+    json_path = Path(args.json) if args.json else out_dir / "results.json"
+    rc = 0
+    if not args.report_only:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.unlink(missing_ok=True)  # never report a previous run's numbers as this one's
+        cmd = pytest_command(args, json_path.resolve())
+        print("running:", shlex.join(cmd), flush=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+        if rc != 0:
+            print(f"pytest exited with status {rc}", file=sys.stderr)
+    if not json_path.exists():
+        print(f"no benchmark results at {json_path}: nothing to report", file=sys.stderr)
+        return rc or 1
+    from .report import build_report
+
+    notes = [] if args.report_only else [_describe(args)]
+    if args.note:
+        notes.insert(0, args.note)
+    note = "\n\n".join(notes) or None
+    report = build_report(json_path, out_dir, note=note)
+    print(f"report: {report}")
+    print(f"plots:  {report.parent / 'plots'}")
+    print(f"data:   {json_path}")
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

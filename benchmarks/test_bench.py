@@ -1,0 +1,307 @@
+"""The benchmark suite (pytest-benchmark): run it with ``mlp bench`` or ``python -m benchmarks``.
+
+Per configuration (backend × model size × batch × dtype):
+
+* ``forward``: ``model.layers.forward(x, train=True)``, the buffered internal pass of a step.
+* ``backward``: the loss gradient and ``model.layers.backward`` — repeated on one forward pass
+  (and loss) done once before timing; the backward pass only reads what the forward stored, so
+  repeating it does the same work every time.
+* ``step``: ``model.train_step(x, y)`` with Adam: forward, loss, backward and update.
+* ``floor``: only the matrix products of one step (:class:`benchmarks.workloads.GemmFloor`).
+* ``peer``: the same step as idiomatic PyTorch (:class:`benchmarks.workloads.TorchPeer`).
+
+The epoch benchmarks time one full epoch over 60000 random uint8 images through
+:class:`mlp.train.Trainer`, the GEMM floor of that epoch, and the PyTorch peer's epoch.
+GPU timings synchronise inside the timed function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+import pytest
+
+import backends
+from backends import BackendError
+from mlp import MLP, Adam
+from mlp.train import DeviceData, Trainer
+
+from .workloads import (
+    BENCH_LR,
+    EPOCH_BACKENDS,
+    EPOCH_LR,
+    EPOCH_SAMPLES,
+    QUICK_BATCH,
+    QUICK_DTYPE,
+    QUICK_SIZE,
+    SIZES,
+    SPECS,
+    BackendSpec,
+    Config,
+    EpochFloor,
+    GemmFloor,
+    PeerConfig,
+    TorchPeer,
+    configs,
+    epoch_data,
+    epoch_flops,
+    peer_configs,
+    step_flops,
+)
+
+#: Samples of the short warm-up epoch before the timed ones: 16 batches of 128 and one of 96,
+#: the two batch shapes of a real epoch.
+WARMUP_SAMPLES = 16 * QUICK_BATCH + EPOCH_SAMPLES % QUICK_BATCH
+
+
+# --- parametrisation -----------------------------------------------------------------------
+
+
+def _marks(spec: BackendSpec | None = None, device: str | None = None,
+           quick: bool = False, epoch: bool = False) -> list[Any]:
+    marks: list[Any] = []
+    if spec is not None:
+        marks.append(pytest.mark.bench_target(backend=spec.id))
+        gpu = spec.gpu
+    else:
+        marks.append(pytest.mark.bench_target(device=device))
+        gpu = device == "cuda"
+    if gpu:
+        marks.append(pytest.mark.gpu)
+    if quick:
+        marks.append(pytest.mark.quick)
+    if epoch:
+        marks.append(pytest.mark.epoch)
+    return marks
+
+
+def _config_params() -> Iterator[Any]:
+    for cfg in configs():
+        yield pytest.param(cfg, id=cfg.id, marks=_marks(cfg.spec, quick=cfg.quick))
+
+
+def _peer_params() -> Iterator[Any]:
+    for cfg in peer_configs():
+        yield pytest.param(cfg, id=cfg.id, marks=_marks(device=cfg.device, quick=cfg.quick))
+
+
+def _epoch_params() -> Iterator[Any]:
+    for name in EPOCH_BACKENDS:
+        spec = SPECS[name]
+        yield pytest.param(spec, id=spec.id, marks=_marks(spec, quick=True, epoch=True))
+
+
+def _epoch_peer_params() -> Iterator[Any]:
+    for device in ("cpu", "cuda"):
+        yield pytest.param(device, id=f"torch.nn-{device}",
+                           marks=_marks(device=device, quick=True, epoch=True))
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """A model with one batch on its backend, ready to time."""
+
+    config: Config
+    model: MLP
+    x: Any
+    y: Any
+    sync: Callable[[], None]
+
+
+def _backend(spec: BackendSpec) -> backends.Backend:
+    try:
+        return backends.get(spec.backend, spec.device)
+    except BackendError as exc:
+        pytest.skip(f"backend {spec.id} unavailable: {exc}")
+
+
+def _model(spec: BackendSpec, sizes: tuple[int, ...], dtype: str, lr: float) -> MLP:
+    backend = _backend(spec)
+    try:
+        return MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0)
+    except BackendError as exc:
+        pytest.skip(f"backend {spec.id} cannot run {dtype}: {exc}")
+
+
+@pytest.fixture(params=list(_config_params()))
+def case(request: pytest.FixtureRequest) -> Case:
+    cfg: Config = request.param
+    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR)
+    rng = numpy.random.default_rng(1)
+    x = model.backend.asarray(rng.random((cfg.batch, cfg.sizes[0])), cfg.dtype)
+    y = model.backend.asarray(rng.integers(0, cfg.sizes[-1], cfg.batch))
+    return Case(cfg, model, x, y, model.backend.synchronize)
+
+
+def _torch_device(kind: str) -> Any:
+    torch = pytest.importorskip("torch", reason="the PyTorch peer needs torch")
+    if kind == "cuda" and not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device here")
+    return torch.device(kind)
+
+
+def _record(benchmark: Any, kind: str, backend: str, device: str, size: str, batch: int,
+            dtype: str, flops: int, **extra: Any) -> None:
+    prefix = "epoch " if kind.startswith("epoch") else ""
+    benchmark.group = f"{prefix}{size} b{batch} {dtype}"
+    benchmark.extra_info.update(kind=kind, backend=backend, device=device, size=size,
+                                batch=batch, dtype=dtype, flops=flops, **extra)
+
+
+def _record_case(benchmark: Any, case: Case, kind: str) -> None:
+    cfg = case.config
+    _record(benchmark, kind, cfg.spec.id, cfg.spec.device_kind, cfg.size, cfg.batch, cfg.dtype,
+            step_flops(cfg.sizes, cfg.batch))
+
+
+# --- per-step benchmarks -------------------------------------------------------------------
+
+
+def test_forward(benchmark: Any, case: Case) -> None:
+    layers, x, sync = case.model.layers, case.x, case.sync
+
+    def run() -> None:
+        layers.forward(x, train=True)
+        sync()
+
+    _record_case(benchmark, case, "forward")
+    benchmark(run)
+
+
+def test_backward(benchmark: Any, case: Case) -> None:
+    model, sync = case.model, case.sync
+    model.loss.forward(model.layers.forward(case.x, train=True), case.y)
+
+    def run() -> None:
+        model.layers.backward(model.loss.backward())
+        sync()
+
+    _record_case(benchmark, case, "backward")
+    benchmark(run)
+
+
+def test_step(benchmark: Any, case: Case) -> None:
+    model, x, y, sync = case.model, case.x, case.y, case.sync
+
+    def run() -> None:
+        model.train_step(x, y)
+        sync()
+
+    _record_case(benchmark, case, "step")
+    benchmark(run)
+
+
+def test_floor(benchmark: Any, case: Case) -> None:
+    cfg = case.config
+    floor = GemmFloor(case.model.backend, cfg.sizes, cfg.batch, cfg.dtype)
+    sync = case.sync
+
+    def run() -> None:
+        floor()
+        sync()
+
+    _record_case(benchmark, case, "floor")
+    benchmark(run)
+
+
+@pytest.mark.parametrize("cfg", list(_peer_params()))
+def test_peer(benchmark: Any, cfg: PeerConfig) -> None:
+    peer = TorchPeer(cfg.sizes, cfg.dtype, _torch_device(cfg.device), lr=BENCH_LR)
+    x, y = peer.batch(cfg.batch, cfg.sizes[0], cfg.sizes[-1], seed=1)
+
+    def run() -> None:
+        peer.step(x, y)
+        peer.synchronize()
+
+    _record(benchmark, "peer", "torch.nn", cfg.device, cfg.size, cfg.batch, cfg.dtype,
+            step_flops(cfg.sizes, cfg.batch))
+    benchmark(run)
+
+
+# --- the epoch (headline) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def epoch_host() -> tuple[numpy.ndarray, numpy.ndarray]:
+    """60000 random uint8 images (784 pixels) and int64 labels, on the host."""
+    return epoch_data(seed=0)
+
+
+def _rounds(request: pytest.FixtureRequest) -> int:
+    return max(1, int(request.config.getoption("--bench-epoch-rounds")))
+
+
+def _record_epoch(benchmark: Any, kind: str, backend: str, device: str, **extra: Any) -> None:
+    sizes = SIZES[QUICK_SIZE]
+    _record(benchmark, kind, backend, device, QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE,
+            epoch_flops(sizes, EPOCH_SAMPLES, QUICK_BATCH), samples=EPOCH_SAMPLES,
+            steps=-(-EPOCH_SAMPLES // QUICK_BATCH), **extra)
+
+
+@pytest.mark.parametrize("spec", list(_epoch_params()))
+def test_epoch(benchmark: Any, spec: BackendSpec, epoch_host: tuple[Any, Any],
+               request: pytest.FixtureRequest) -> None:
+    """One epoch of :class:`mlp.train.Trainer` (Adam, batch 128, no test set)."""
+    images, labels = epoch_host
+    model = _model(spec, SIZES[QUICK_SIZE], QUICK_DTYPE, EPOCH_LR)
+    warm = DeviceData(model, images[:WARMUP_SAMPLES], labels[:WARMUP_SAMPLES])
+    Trainer(model, warm, None, batch_size=QUICK_BATCH, epochs=1, seed=1).fit()
+    data = DeviceData(model, images, labels)
+    seeds = iter(range(100, 10_000))
+
+    def setup() -> tuple[tuple[Trainer], dict[str, Any]]:
+        trainer = Trainer(model, data, None, batch_size=QUICK_BATCH, epochs=1, seed=next(seeds))
+        return (trainer,), {}
+
+    _record_epoch(benchmark, "epoch", spec.id, spec.device_kind)
+    history = benchmark.pedantic(lambda trainer: trainer.fit(), setup=setup,
+                                 rounds=_rounds(request), iterations=1)
+    benchmark.extra_info["train_loss"] = history[-1]["train_loss"]
+
+
+@pytest.mark.parametrize("spec", list(_epoch_params()))
+def test_epoch_floor(benchmark: Any, spec: BackendSpec, request: pytest.FixtureRequest) -> None:
+    """The matrix products of the same epoch: 468 steps of batch 128 and one of 96."""
+    backend = _backend(spec)
+    floor = EpochFloor(backend, SIZES[QUICK_SIZE], EPOCH_SAMPLES, QUICK_BATCH, QUICK_DTYPE)
+    for one in floor.floors.values():  # warm up both shapes
+        for _ in range(8):
+            one()
+    sync = backend.synchronize
+
+    def run() -> None:
+        floor()
+        sync()
+
+    _record_epoch(benchmark, "epoch-floor", spec.id, spec.device_kind)
+    benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
+
+
+@pytest.mark.parametrize("device", list(_epoch_peer_params()))
+def test_epoch_peer(benchmark: Any, device: str, epoch_host: tuple[Any, Any],
+                    request: pytest.FixtureRequest) -> None:
+    """The same epoch in idiomatic PyTorch, from a uint8 tensor on the device."""
+    dev = _torch_device(device)
+    import torch
+
+    peer = TorchPeer(SIZES[QUICK_SIZE], QUICK_DTYPE, dev, lr=EPOCH_LR)
+    images = torch.from_numpy(epoch_host[0]).to(dev)
+    labels = torch.from_numpy(epoch_host[1]).to(dev)
+    generator = torch.Generator().manual_seed(0)
+    peer.epoch(images[:WARMUP_SAMPLES], labels[:WARMUP_SAMPLES], QUICK_BATCH, generator)
+
+    def run() -> tuple[float, int]:
+        result = peer.epoch(images, labels, QUICK_BATCH, generator)
+        peer.synchronize()
+        return result
+
+    _record_epoch(benchmark, "epoch-peer", "torch.nn", device)
+    loss, _ = benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
+    benchmark.extra_info["train_loss"] = loss
+

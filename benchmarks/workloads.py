@@ -1,0 +1,346 @@
+"""What the benchmark suite times: configurations, FLOP counts, the GEMM floor and the PyTorch peer.
+
+Everything here is plain Python so that the suite (``test_bench.py``), the report and the tests
+share one definition of a configuration and of its arithmetic.
+
+* **floor**: only the matrix products one training step needs — ``x @ W`` for every layer in the
+  forward pass, ``dW = h.T @ g`` for every layer and ``dX = g @ W.T`` for every layer but the first
+  in the backward pass — with the same shapes, dtype and device, on preallocated ``out=`` buffers
+  where the library has them (the best case a training step could reach).
+* **peer**: the same network written the way a PyTorch user would: ``torch.nn.Sequential`` of
+  ``Linear``/``ReLU``, autograd, ``torch.optim.Adam`` (foreach default), cross-entropy loss and
+  ``zero_grad(set_to_none=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+# --- configurations ------------------------------------------------------------------------
+
+#: Model sizes, smallest first; the first is the original notebook's network.
+SIZES: dict[str, tuple[int, ...]] = {
+    "784-100-10": (784, 100, 10),
+    "784-512-512-10": (784, 512, 512, 10),
+    "784-2048-2048-10": (784, 2048, 2048, 10),
+}
+SMALLEST = "784-100-10"
+#: The configuration of the ``--quick`` run and of the epoch headline.
+QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE = "784-512-512-10", 128, "float32"
+CPU_BATCHES = (128, 1024)
+GPU_BATCHES = (128, 1024, 8192)
+DTYPES = ("float32", "float64")
+#: Fixed-batch benchmarks repeat one batch thousands of times; a small learning rate keeps the
+#: network from memorising it (a memorised batch drives gradients towards subnormal numbers,
+#: which are slow on CPUs and would time something no real run does). The update's cost does not
+#: depend on the learning rate.
+BENCH_LR = 1e-4
+
+#: The epoch benchmark: a full MNIST-sized epoch of random uint8 images.
+EPOCH_SAMPLES = 60_000
+EPOCH_FEATURES = 784
+EPOCH_CLASSES = 10
+EPOCH_LR = 1e-3
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend as the suite names it.
+
+    Attributes:
+        id: the name in test ids, ``--backends`` and the report (``"torch-cuda"``).
+        backend: the registry name for :func:`backends.get`.
+        device: the device argument for :func:`backends.get`.
+        gpu: runs on a CUDA GPU (carries the ``gpu`` marker).
+        smoke: run only at the smallest size and batch (a check that it works, not a timing).
+    """
+
+    id: str
+    backend: str
+    device: str | None
+    gpu: bool = False
+    smoke: bool = False
+
+    @property
+    def device_kind(self) -> str:
+        """``"cuda"`` or ``"cpu"``: which PyTorch peer this backend is compared with."""
+        return "cuda" if self.gpu else "cpu"
+
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("numpy", "numpy", None),
+    BackendSpec("torch", "torch", "cpu"),
+    BackendSpec("array_api_strict", "array_api_strict", None, smoke=True),
+    BackendSpec("cupy", "cupy", None, gpu=True),
+    BackendSpec("torch-cuda", "torch", "cuda", gpu=True),
+)
+BACKEND_IDS = tuple(spec.id for spec in BACKENDS)
+SPECS = {spec.id: spec for spec in BACKENDS}
+#: Backends of the epoch benchmark (our code; the floor runs on the same backend).
+EPOCH_BACKENDS = ("numpy", "torch", "cupy", "torch-cuda")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark configuration: backend, model size, batch and dtype."""
+
+    spec: BackendSpec
+    size: str
+    batch: int
+    dtype: str
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return SIZES[self.size]
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.id}-{self.size}-b{self.batch}-{self.dtype}"
+
+    @property
+    def quick(self) -> bool:
+        return (self.size, self.batch, self.dtype) == (QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE)
+
+
+def configs() -> list[Config]:
+    """Every (backend, size, batch, dtype) the per-step benchmarks cover."""
+    out = []
+    for spec in BACKENDS:
+        if spec.smoke:
+            out += [Config(spec, SMALLEST, CPU_BATCHES[0], dtype) for dtype in DTYPES]
+            continue
+        batches = GPU_BATCHES if spec.gpu else CPU_BATCHES
+        out += [Config(spec, size, batch, dtype)
+                for size in SIZES for batch in batches for dtype in DTYPES]
+    return out
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """A PyTorch-peer configuration: device kind (``"cpu"``/``"cuda"``), size, batch, dtype."""
+
+    device: str
+    size: str
+    batch: int
+    dtype: str
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return SIZES[self.size]
+
+    @property
+    def gpu(self) -> bool:
+        return self.device == "cuda"
+
+    @property
+    def id(self) -> str:
+        return f"torch.nn-{self.device}-{self.size}-b{self.batch}-{self.dtype}"
+
+    @property
+    def quick(self) -> bool:
+        return (self.size, self.batch, self.dtype) == (QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE)
+
+
+def peer_configs() -> list[PeerConfig]:
+    """The peer for every (device, size, batch, dtype) that a non-smoke backend covers."""
+    out = []
+    for device, batches in (("cpu", CPU_BATCHES), ("cuda", GPU_BATCHES)):
+        out += [PeerConfig(device, size, batch, dtype)
+                for size in SIZES for batch in batches for dtype in DTYPES]
+    return out
+
+
+# --- arithmetic ----------------------------------------------------------------------------
+
+
+def layer_shapes(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """``(n_in, n_out)`` of every linear layer."""
+    return list(zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def forward_flops(sizes: Sequence[int], batch: int) -> int:
+    """Floating-point operations of the forward matrix products: ``2 N sum(in * out)``."""
+    return 2 * batch * sum(a * b for a, b in layer_shapes(sizes))
+
+
+def step_flops(sizes: Sequence[int], batch: int) -> int:
+    """FLOPs of one training step's matrix products: the forward pass, plus a backward pass of
+    twice that (``dW`` and ``dX`` per layer) less the first layer's ``dX``, which nobody needs."""
+    fwd = forward_flops(sizes, batch)
+    first_dx = 2 * batch * sizes[0] * sizes[1]
+    return fwd + 2 * fwd - first_dx
+
+
+def epoch_batches(n: int, batch: int) -> list[int]:
+    """Batch sizes of one epoch over ``n`` samples (the last one may be smaller)."""
+    return [min(batch, n - start) for start in range(0, n, batch)]
+
+
+def epoch_flops(sizes: Sequence[int], n: int, batch: int) -> int:
+    """FLOPs of the matrix products of one epoch."""
+    return sum(step_flops(sizes, b) for b in epoch_batches(n, batch))
+
+
+# --- the GEMM floor ------------------------------------------------------------------------
+
+
+def _matmul_out(backend: Any) -> Callable[[Any, Any, Any], Any]:
+    """``mm(a, b, out)``: the library's matrix product into ``out`` where it has ``out=``."""
+    if backend.name == "numpy":
+        return lambda a, b, out: numpy.matmul(a, b, out=out)
+    if backend.name == "cupy":
+        import cupy
+
+        return lambda a, b, out: cupy.matmul(a, b, out=out)
+    if backend.name == "torch":
+        import torch
+
+        return lambda a, b, out: torch.matmul(a, b, out=out)
+    return lambda a, b, out: a @ b
+
+
+class GemmFloor:
+    """Only the matrix products of one training step, on ``backend``, shapes of ``sizes`` and
+    ``batch``, in ``dtype``; call it to run them once (without synchronising).
+
+    Inputs are independent random arrays (not chained through the layers), so values stay in a
+    normal range however often it runs; outputs go into preallocated buffers where possible.
+    """
+
+    def __init__(self, backend: Any, sizes: Sequence[int], batch: int, dtype: str,
+                 seed: int = 0) -> None:
+        rng = numpy.random.default_rng(seed)
+
+        def rand(*shape: int) -> Any:
+            return backend.asarray(rng.standard_normal(shape) * 0.1, dtype)
+
+        def empty(*shape: int) -> Any:
+            return backend.zeros(shape, dtype)
+
+        self.mm = _matmul_out(backend)
+        self.layers = []
+        for i, (n_in, n_out) in enumerate(layer_shapes(sizes)):
+            self.layers.append({
+                "h": rand(batch, n_in),  # the layer's input
+                "w": rand(n_in, n_out),
+                "g": rand(batch, n_out),  # the gradient arriving from above
+                "y": empty(batch, n_out),
+                "dw": empty(n_in, n_out),
+                "dx": empty(batch, n_in) if i > 0 else None,
+            })
+        self.flops = step_flops(sizes, batch)
+
+    def __call__(self) -> None:
+        mm = self.mm
+        for layer in self.layers:
+            mm(layer["h"], layer["w"], layer["y"])
+        for layer in reversed(self.layers):
+            mm(layer["h"].T, layer["g"], layer["dw"])
+            if layer["dx"] is not None:
+                mm(layer["g"], layer["w"].T, layer["dx"])
+
+
+class EpochFloor:
+    """The matrix products of a whole epoch: one :class:`GemmFloor` per distinct batch size."""
+
+    def __init__(self, backend: Any, sizes: Sequence[int], n: int, batch: int,
+                 dtype: str) -> None:
+        self.batches = epoch_batches(n, batch)
+        self.floors = {b: GemmFloor(backend, sizes, b, dtype) for b in sorted(set(self.batches))}
+        self.flops = epoch_flops(sizes, n, batch)
+
+    def __call__(self) -> None:
+        floors = self.floors
+        for b in self.batches:
+            floors[b]()
+
+
+# --- the PyTorch peer ----------------------------------------------------------------------
+
+
+class TorchPeer:
+    """The same MLP written the idiomatic PyTorch way (``nn.Sequential``, autograd, Adam)."""
+
+    def __init__(self, sizes: Sequence[int], dtype: str, device: Any, lr: float = BENCH_LR,
+                 seed: int = 0) -> None:
+        import torch
+        from torch import nn
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+        torch.manual_seed(seed)
+        layers: list[Any] = []
+        shapes = layer_shapes(sizes)
+        for i, (n_in, n_out) in enumerate(shapes):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(shapes) - 1:
+                layers.append(nn.ReLU())
+        self.model = nn.Sequential(*layers).to(device=self.device, dtype=self.dtype)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def batch(self, batch: int, n_features: int, n_classes: int, seed: int = 0) -> tuple[Any, Any]:
+        """A random float batch and integer labels on the peer's device."""
+        rng = numpy.random.default_rng(seed)
+        x = self.torch.as_tensor(rng.random((batch, n_features)), dtype=self.dtype,
+                                 device=self.device)
+        y = self.torch.as_tensor(rng.integers(0, n_classes, batch), device=self.device)
+        return x, y
+
+    def step(self, x: Any, y: Any) -> Any:
+        """One training step; returns the loss tensor (before the update)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def epoch(self, images: Any, labels: Any, batch: int, generator: Any) -> tuple[float, int]:
+        """One shuffled epoch over uint8 ``images (N, D)`` and int64 ``labels (N,)`` already on
+        the device: gather each batch by a random permutation, convert it to float / 255, step.
+
+        Like :class:`mlp.train.Trainer` it keeps the summed loss and the number of correct
+        predictions (on the device, read once at the end). Returns ``(mean loss, correct)``.
+        """
+        torch = self.torch
+        n = images.shape[0]
+        perm = torch.randperm(n, generator=generator).to(self.device)
+        loss_sum = torch.zeros((), dtype=self.dtype, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for start in range(0, n, batch):
+            idx = perm[start : start + batch]
+            xb = images[idx].to(self.dtype) / 255.0
+            yb = labels[idx]
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach() * yb.shape[0]
+            correct += (out.argmax(dim=1) == yb).sum()
+        return loss_sum.item() / n, int(correct.item())
+
+
+def epoch_data(seed: int = 0) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Random uint8 images ``(60000, 784)`` and int64 labels ``(60000,)``."""
+    rng = numpy.random.default_rng(seed)
+    images = rng.integers(0, 256, (EPOCH_SAMPLES, EPOCH_FEATURES), dtype=numpy.uint8)
+    labels = rng.integers(0, EPOCH_CLASSES, EPOCH_SAMPLES, dtype=numpy.int64)
+    return images, labels
+
+
+def gflops(flops: float, seconds: float) -> float:
+    """Achieved GFLOP/s, NaN for a missing or zero time."""
+    if not seconds or math.isnan(seconds):
+        return math.nan
+    return flops / seconds / 1e9
