@@ -223,10 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="backends, versions, devices, dtypes and BLAS threads")
 
-    b = sub.add_parser("bench", help="run the benchmark suite and write benchmarks/REPORT.md",
-                       add_help=False)
-    b.add_argument("bench_args", nargs=argparse.REMAINDER,
-                   help="options for the benchmark runner (see mlp bench --help)")
+    sub.add_parser("bench", help="run the benchmark suite and write benchmarks/REPORT.md "
+                   "(options: mlp bench --help)")
     return parser
 
 
@@ -234,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # Everything after "bench" belongs to the benchmark runner, options included.
+        return _run_guarded(lambda: cmd_bench(argv[1:]), debug=False)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_evaluate(args)
         if args.command == "info":
             return cmd_info()
-        return cmd_bench(args.bench_args)
+        return cmd_bench([])
     except UsageError as exc:
         if args.debug:
             raise
@@ -262,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     return 0
+
+
+def _run_guarded(fn: Any, debug: bool) -> int:
+    try:
+        return fn()
+    except (MLPError, backends.BackendError) as exc:
+        if debug:
+            raise
+        print(f"mlp: error: {exc}", file=sys.stderr)
+        return 1
 
 
 # --- train ---------------------------------------------------------------------------------
