@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train on MNIST or Fashion-MNIST",
-        description="Train an MLP. Defaults (shown per option) reach >= 98%% MNIST test "
+        description="Train an MLP. Defaults (shown per option) reach >= 98% MNIST test "
         "accuracy; --preset replaces them (notebook, fast, best), options given here win.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,
@@ -392,6 +393,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise MLPError(f"{args.resume}: this checkpoint holds no training state to resume "
                            "(it was not written by mlp train)")
         settings = dict(meta["settings"])
+        fixed = [key for key in DEFAULTS if hasattr(args, key) and key not in RESUMABLE_OVERRIDES]
+        if args.preset != "default":
+            fixed.insert(0, "preset")
+        if fixed:
+            names = ", ".join("--" + key.replace("_", "-") for key in fixed)
+            allowed = ", ".join("--" + key for key in RESUMABLE_OVERRIDES)
+            raise UsageError(f"--resume continues with the checkpoint's settings; {names} "
+                             f"cannot change (only {allowed} can)")
         for key in RESUMABLE_OVERRIDES:
             if hasattr(args, key):
                 settings[key] = getattr(args, key)
@@ -441,6 +450,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not quiet:
             print(text, flush=True)
 
+    saved = {"good": resumed is not None and save is not None
+             and str(save.resolve()) in resume_path}
+
     def on_epoch(m: dict[str, Any]) -> None:
         if metrics_file is not None:
             metrics_file.write(json.dumps(m) + "\n")
@@ -451,6 +463,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{m['seconds']:6.2f} s  {m['samples_per_s']:,.0f} samples/s")
         if save is not None:
             checkpoint.save(save, model, _meta(settings, trainer.state))
+            saved["good"] = True
 
     progress = None
     if interactive:
@@ -478,12 +491,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint.save(target, model, _meta(settings, trainer.state))
             st = trainer.state
             name = signal.Signals(stop.signum).name
+            command = ["mlp", "train", "--resume", str(target), "--save", str(target)]
+            if getattr(args, "data_dir", None):
+                command += ["--data-dir", args.data_dir]
             print(f"mlp: {name} received: stopped at epoch {st.epoch + 1}, step {st.batch} of "
                   f"{trainer.steps_per_epoch}; saved {target}\n"
-                  f"resume with: mlp train --resume {target} --save {target}", file=sys.stderr)
+                  f"resume with: {shlex.join(command)}", file=sys.stderr)
             return 128 + stop.signum
         except MLPError as exc:
-            if save is not None and save.exists():
+            if saved["good"]:
                 raise MLPError(f"{exc}\nthe last good checkpoint is kept in {save}") from None
             raise
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -131,7 +132,16 @@ class Trainer:
         return buf
 
     def fit(self) -> list[dict[str, Any]]:
-        """Run the remaining epochs; returns the per-epoch metrics (``state.history``)."""
+        """Run the remaining epochs; returns the per-epoch metrics (``state.history``).
+
+        Overflow warnings from the array library are silenced: a non-finite loss is detected
+        and reported as one :class:`~mlp.errors.TrainingError` instead."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero)",
+                                    RuntimeWarning)
+            return self._fit()
+
+    def _fit(self) -> list[dict[str, Any]]:
         st, model = self.state, self.model
         while st.epoch < self.epochs:
             self.shuffle_rng.bit_generator.state = st.shuffle_state

@@ -434,8 +434,6 @@ def test_train_help_names_every_option_with_its_default(
             assert f"default {DEFAULTS[action.dest]}" in shown, (option, shown)
 
 
-@pytest.mark.xfail(strict=True, reason="train --help prints '98%%': the description is not "
-                   "%-formatted by argparse, so the doubled percent sign shows")
 def test_train_help_has_no_doubled_percent(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(["train", "--help"], capsys)
     assert "%%" not in text

@@ -375,9 +375,6 @@ def test_interrupt_without_save_writes_a_fresh_checkpoint(tmp_path: Path,
     assert {p.name for p in tmp_path.glob("*.safetensors")} == {first.name, second.name}
 
 
-@pytest.mark.xfail(strict=True, reason="the resume command printed after an interrupt omits "
-                   "--data-dir (which the checkpoint does not record), so run as printed it "
-                   "looks for the data elsewhere and fails")
 def test_printed_resume_command_works_as_printed(tmp_path: Path, fake_data: Path) -> None:
     stopped = run_self_signalled(tmp_path, 1, signal.SIGINT, "train", *SMALL, "--epochs", "1",
                                  "--data-dir", fake_data)
@@ -386,8 +383,6 @@ def test_printed_resume_command_works_as_printed(tmp_path: Path, fake_data: Path
     assert resumed.returncode == 0, resumed.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="--resume silently ignores settings it does not allow "
-                   "to change (here --lr); expected a usage error (exit 2)")
 def test_resume_refuses_settings_it_would_ignore(tmp_path: Path, fake_data: Path) -> None:
     ckpt = tmp_path / "run.safetensors"
     stopped = run_self_signalled(tmp_path, 1, signal.SIGINT, "train", *SMALL, "--epochs", "1",
@@ -424,8 +419,6 @@ def test_divergence_stops_with_step_and_learning_rate(
     assert "test accuracy" not in diverged.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="NumPy's overflow/invalid-value RuntimeWarnings (with "
-                   "source lines) reach stderr before the one-line error")
 def test_divergence_error_is_the_only_stderr_output(
         diverged: subprocess.CompletedProcess[str]) -> None:
     assert diverged.returncode == 1
@@ -475,9 +468,6 @@ def test_nan_in_second_epoch_keeps_first_epoch_checkpoint(
     assert [m["epoch"] for m in read_metrics(metrics)] == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN before this run saved anything still claims "
-                   "'the last good checkpoint is kept in FILE' for a --save file that an "
-                   "earlier run left (replaced only because of --overwrite)")
 def test_nan_before_first_save_claims_no_checkpoint(
         tmp_path: Path, fake_data: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
