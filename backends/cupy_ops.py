@@ -15,13 +15,13 @@ class CupyOps(InplaceOps):
     def __init__(self, xp: Any, cupy: Any, device: Any) -> None:
         super().__init__(xp, cupy, device, threads=1)
         self._adam = cupy.ElementwiseKernel(
-            "T g, T l2, T b1, T b2, T eps, T sqrt_bc2, T lr_bc1, T shrink",
+            "T g, T l2, T b1, T b2, T eps_hat, T step_size, T shrink",
             "T p, T m, T v",
             """
             T gg = l2 != 0 ? g + p * l2 : g;
             m = m * b1 + gg * (1 - b1);
             v = v * b2 + (gg * gg) * (1 - b2);
-            T step = (m / (sqrt(v) / sqrt_bc2 + eps)) * lr_bc1;
+            T step = (m / (sqrt(v) + eps_hat)) * step_size;
             p = (shrink != 1 ? p * shrink : p) - step;
             """,
             "mlp_adam_update",
@@ -31,10 +31,10 @@ class CupyOps(InplaceOps):
         dt = p.dtype.type
         l2 = weight_decay if (weight_decay and not decoupled) else 0.0
         shrink = 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0
-        bc1 = 1.0 - beta1**step
         sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
         self._adam(
-            g, dt(l2), dt(beta1), dt(beta2), dt(eps), dt(sqrt_bc2), dt(lr / bc1), dt(shrink),
+            g, dt(l2), dt(beta1), dt(beta2), dt(eps * sqrt_bc2), dt(step_size), dt(shrink),
             p, m, v,
         )
         return p, m, v

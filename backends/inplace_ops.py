@@ -11,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import compiled as _compiled
 from .ops import Array, GenericOps
 
 _CHUNK = 1 << 17  # elements per chunk: the few arrays a chunk touches stay in cache
@@ -21,10 +22,15 @@ class InplaceOps(GenericOps):
 
     inplace = True
 
-    def __init__(self, xp: Any, module: Any, device: Any = None, threads: int = 1) -> None:
+    def __init__(
+        self, xp: Any, module: Any, device: Any = None, threads: int = 1, compiled: bool = False
+    ) -> None:
         super().__init__(xp, device)
         self.np = module
         self.threads = max(1, int(threads))
+        self.compiled = None
+        if compiled and _compiled.available():
+            self.compiled = _compiled.kernels()
         self._pool: ThreadPoolExecutor | None = None
         self._scratch: dict[tuple[Any, int], list[Array]] = {}
 
@@ -90,6 +96,12 @@ class InplaceOps(GenericOps):
             first = True
         else:
             first = False
+        if self.compiled is not None:
+            dt = p.dtype.type
+            unused = p  # plain SGD keeps no velocity; the loop never touches it
+            self.compiled[1](p, g, velocity if momentum else unused, dt(lr), dt(momentum),
+                             nesterov, dt(weight_decay), first)
+            return p, velocity
 
         def chunk(a: int, b: int, scratch: list[Array]) -> None:
             gc, pc = g[a:b], p[a:b]
@@ -121,11 +133,16 @@ class InplaceOps(GenericOps):
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
         np = self.np
-        bc1 = 1.0 - beta1**step
         sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
+        eps_hat = eps * sqrt_bc2
         l2 = weight_decay if (weight_decay and not decoupled) else 0.0
         shrink = 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0
-        lr_bc1 = lr / bc1
+        if self.compiled is not None:
+            dt = p.dtype.type
+            self.compiled[0](p, g, m, v, dt(l2), dt(beta1), dt(1.0 - beta1), dt(beta2),
+                             dt(1.0 - beta2), dt(eps_hat), dt(step_size), dt(shrink))
+            return p, m, v
 
         def chunk(a: int, b: int, scratch: list[Array]) -> None:
             pc, gc, mc, vc = p[a:b], g[a:b], m[a:b], v[a:b]
@@ -142,10 +159,9 @@ class InplaceOps(GenericOps):
             np.multiply(vc, beta2, out=vc)
             np.add(vc, t, out=vc)
             np.sqrt(vc, out=t)
-            np.divide(t, sqrt_bc2, out=t)
-            np.add(t, eps, out=t)
+            np.add(t, eps_hat, out=t)
             np.divide(mc, t, out=t)
-            np.multiply(t, lr_bc1, out=t)
+            np.multiply(t, step_size, out=t)
             if shrink != 1.0:
                 np.multiply(pc, shrink, out=pc)
             np.subtract(pc, t, out=pc)

@@ -92,17 +92,19 @@ class GenericOps:
     ) -> tuple[Array, Array, Array]:
         """One Adam (``decoupled=False``, L2 in the gradient) or AdamW step.
 
-        ``step`` counts from 1 and sets the bias corrections.
+        ``step`` counts from 1 and sets the bias corrections. The update is written in the
+        paper's efficient form, ``p -= lr sqrt(1-β2^t)/(1-β1^t) * m / (sqrt(v) + eps
+        sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass fewer.
         """
         xp = self.xp
         if weight_decay and not decoupled:
             g = g + weight_decay * p
         m = beta1 * m + (1.0 - beta1) * g
         v = beta2 * v + (1.0 - beta2) * (g * g)
-        bc1 = 1.0 - beta1**step
-        bc2 = 1.0 - beta2**step
-        denom = xp.sqrt(v) / (bc2**0.5) + eps
+        sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
+        denom = xp.sqrt(v) + eps * sqrt_bc2
         if weight_decay and decoupled:
             p = p * (1.0 - lr * weight_decay)
-        p = p - (lr / bc1) * (m / denom)
+        p = p - step_size * (m / denom)
         return p, m, v

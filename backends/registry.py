@@ -51,7 +51,7 @@ def _numpy(device: Any) -> Backend:
         "numpy",
         xp,
         "cpu",
-        InplaceOps(xp, numpy, "cpu", threads=default_threads()),
+        InplaceOps(xp, numpy, "cpu", threads=default_threads(), compiled=True),
         version=numpy.__version__,
     )
 

@@ -96,7 +96,8 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba), with L2 weight decay added to the gradient:
 
     ``g += wd * p``; ``m = β1 m + (1-β1) g``; ``v = β2 v + (1-β2) g²``;
-    ``p -= lr / (1-β1^t) * m / (sqrt(v) / sqrt(1-β2^t) + eps)`` with ``t`` counting from 1.
+    ``p -= lr * m̂ / (sqrt(v̂) + eps)`` with ``m̂ = m / (1-β1^t)``, ``v̂ = v / (1-β2^t)`` and ``t``
+    counting from 1 (evaluated in the paper's efficient form, see ``backends.ops``).
     """
 
     decoupled = False

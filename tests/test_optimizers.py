@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import backends
-from backends import Backend, GenericOps
+from backends import Backend, GenericOps, compiled
 from backends.inplace_ops import _CHUNK, InplaceOps
 from mlp.layers.base import Layer
 from mlp.optimizers import SGD, Adam, AdamW, optimizer_from_config
@@ -233,13 +233,26 @@ def _state(n: int, dtype: str, seed: int):
         (r.random(n) * 1e-2).astype(dtype)]
 
 
+def _inplace(xp, threads: int, kind: str) -> InplaceOps:
+    """The chunked ``out=`` path or the compiled (Numba) loops, which must exist when asked."""
+    if kind == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    ops = InplaceOps(xp, np, threads=threads, compiled=kind == "compiled")
+    assert (ops.compiled is not None) == (kind == "compiled")
+    return ops
+
+
+KINDS = ["chunked", "compiled"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
-def test_inplace_adam_equals_generic(setting, n, dtype, threads, numpy_backend):
+def test_inplace_adam_equals_generic(setting, n, dtype, threads, kind, numpy_backend):
     xp = numpy_backend.xp
-    fast, generic = InplaceOps(xp, np, threads=threads), GenericOps(xp)
+    fast, generic = _inplace(xp, threads, kind), GenericOps(xp)
     p, g, m, v = _state(n, dtype, seed=n)
     for step in (1, 2, 9):
         p_ref, m_ref, v_ref = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, step,
@@ -251,17 +264,18 @@ def test_inplace_adam_equals_generic(setting, n, dtype, threads, numpy_backend):
             np.testing.assert_array_equal(got, ref, err_msg=f"{name} at step {step}")
         p, m, v = p_ref, m_ref, v_ref
         g = np.roll(g, 1)
-    if n == SIZES[-1] and threads > 1:
+    if n == SIZES[-1] and threads > 1 and kind == "chunked":
         assert fast._pool is not None, "the largest size no longer takes the threaded path"
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("setting", list(SGD_SETTINGS))
-def test_inplace_sgd_equals_generic(setting, n, dtype, threads, numpy_backend):
+def test_inplace_sgd_equals_generic(setting, n, dtype, threads, kind, numpy_backend):
     xp = numpy_backend.xp
-    fast, generic = InplaceOps(xp, np, threads=threads), GenericOps(xp)
+    fast, generic = _inplace(xp, threads, kind), GenericOps(xp)
     p, g, _, _ = _state(n, dtype, seed=n + 1)
     velocity_ref = velocity = None
     g_before = g.copy()
