@@ -17,13 +17,13 @@ import json
 import math
 import os
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import clean_env, write_fake_fashion
 
 from mlp import checkpoint, data
 from mlp.cli import DEFAULTS, build_parser, main
@@ -38,58 +38,15 @@ SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "2000")
 # --------------------------------------------------------------------------- helpers
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """A raw uint8 IDX file (magic 0x08, then the dimensions, then the bytes)."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-
-def write_fake_fashion(folder: Path) -> Path:
-    """Fashion-MNIST-shaped raw IDX files with a learnable pattern (class c brightens rows
-    2c+4 and 2c+5 of a noisy image) and 10 % of the labels replaced at random, so accuracy
-    stays below 100 %. Written once per test run and reused."""
-    done = folder / "complete"
-    if done.exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(20240601)
-    for prefix, n in (("train", 60000), ("t10k", 10000)):
-        classes = rng.integers(0, 10, n)
-        images = rng.integers(0, 64, (n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            images[classes == c, 2 * c + 4 : 2 * c + 6, :] += 150
-        noisy = rng.random(n) < 0.1
-        classes[noisy] = rng.integers(0, 10, int(noisy.sum()))
-        labels = classes.astype(np.uint8)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels)
-    done.write_text("ok")
-    return folder
-
-
 @pytest.fixture(scope="session")
 def fake_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion-cli")
+    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion")
 
 
 @pytest.fixture(scope="session")
 def fake_test_labels(fake_data: Path) -> np.ndarray:
     raw = (fake_data / "t10k-labels-idx1-ubyte").read_bytes()
     return np.frombuffer(raw[8:], dtype=np.uint8).astype(np.int64)
-
-
-def clean_env(tmp: Path, data_dir: str | None = None) -> dict[str, str]:
-    """The environment for a subprocess: no data folder unless given, an empty cache and a
-    download URL that cannot work, so nothing is ever fetched from the network."""
-    env = dict(os.environ)
-    env.pop("MLP_DATA_DIR", None)
-    if data_dir is not None:
-        env["MLP_DATA_DIR"] = data_dir
-    env["MLP_CACHE_DIR"] = str(tmp / "mlp-cache")
-    env["MLP_DATA_URL"] = "file:///nonexistent/{name}/"
-    return env
 
 
 def run_mlp(*args: object, cwd: Path, env: dict[str, str] | None = None,
@@ -314,18 +271,18 @@ def test_existing_output_refused_by_the_real_process(tmp_path: Path) -> None:
 
 BAD_OPTIONS = {
     "unknown backend": (["--backend", "jax"], "invalid choice: 'jax'"),
-    "lr zero": (["--lr", "0"], "--lr: must be a positive finite number"),
-    "lr negative": (["--lr", "-1"], "--lr: must be a positive finite number"),
-    "lr nan": (["--lr", "nan"], "--lr: must be a positive finite number"),
+    "lr zero": (["--lr", "0"], "--lr: must be a finite number > 0"),
+    "lr negative": (["--lr", "-1"], "--lr: must be a finite number > 0"),
+    "lr nan": (["--lr", "nan"], "--lr: must be a finite number > 0"),
     "lr not a number": (["--lr", "fast"], "'fast' is not a number"),
-    "batch size zero": (["--batch-size", "0"], "--batch-size: must be >= 1"),
-    "epochs zero": (["--epochs", "0"], "--epochs: must be >= 1"),
+    "batch size zero": (["--batch-size", "0"], "--batch-size: must be an integer >= 1"),
+    "epochs zero": (["--epochs", "0"], "--epochs: must be an integer >= 1"),
     "hidden not ints": (["--hidden", "a,b"], "--hidden takes comma-separated widths"),
     "hidden zero": (["--hidden", "0"], "--hidden widths must be >= 1"),
-    "dropout above one": (["--dropout", "1.5"], "--dropout: must be in [0, 1)"),
-    "dropout one": (["--dropout", "1"], "--dropout: must be in [0, 1)"),
-    "label smoothing negative": (["--label-smoothing", "-0.1"], "must be a finite number >= 0"),
-    "warmup negative": (["--warmup", "-5"], "--warmup: must be >= 0"),
+    "dropout above one": (["--dropout", "1.5"], "--dropout: must be a finite number in [0, 1)"),
+    "dropout one": (["--dropout", "1"], "--dropout: must be a finite number in [0, 1)"),
+    "label smoothing negative": (["--label-smoothing", "-0.1"], "must be a finite number in"),
+    "warmup negative": (["--warmup", "-5"], "--warmup: must be an integer >= 0"),
     "unknown optimizer": (["--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     "float64 on a device without it": (
         ["--backend", "array_api_strict", "--device", "no_float64", "--dtype", "float64"],
@@ -355,7 +312,7 @@ def test_bad_option_values_exit_2(args: list[str], message: str, tmp_path: Path,
     [(["train", "--backend", "nope"], "invalid choice: 'nope'"),
      (["train", "--backend", "array_api_strict", "--device", "no_float64", "--dtype",
        "float64"], "has no float64"),
-     (["train", "--lr", "-1"], "must be a positive finite number"),
+     (["train", "--lr", "-1"], "must be a finite number > 0"),
      ([], "the following arguments are required: COMMAND")],
     ids=["unknown backend", "no float64", "negative lr", "no command"],
 )

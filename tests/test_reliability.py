@@ -25,7 +25,6 @@ import queue
 import re
 import shlex
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import clean_env, idx_bytes, write_fake_fashion
 
 from mlp import checkpoint
 from mlp.cli import main
@@ -78,52 +78,12 @@ runpy.run_module("mlp", run_name="__main__", alter_sys=True)
 # --------------------------------------------------------------------------- data helpers
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """A uint8 IDX file's bytes."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    head = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
-    return head + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def write_fake_fashion(folder: Path) -> Path:
-    """Fashion-MNIST-shaped raw IDX files with a learnable pattern (class c brightens rows
-    2c+4 and 2c+5 of a noisy image) and 10 % of the labels replaced at random, so accuracy
-    stays below 100 %. Written once per test run and reused."""
-    done = folder / "complete"
-    if done.exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(20240601)
-    for prefix, n in (("train", 60000), ("t10k", 10000)):
-        classes = rng.integers(0, 10, n)
-        images = rng.integers(0, 64, (n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            images[classes == c, 2 * c + 4 : 2 * c + 6, :] += 150
-        noisy = rng.random(n) < 0.1
-        classes[noisy] = rng.integers(0, 10, int(noisy.sum()))
-        labels = classes.astype(np.uint8)
-        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
-        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
-    done.write_text("ok")
-    return folder
-
-
 @pytest.fixture(scope="session")
 def fake_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion-reliability")
+    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion")
 
 
 # --------------------------------------------------------------------------- process helpers
-
-
-def clean_env(tmp: Path) -> dict[str, str]:
-    """No data folder from the environment, an empty cache and a download URL that cannot
-    work: nothing is ever fetched from the network."""
-    env = dict(os.environ)
-    env.pop("MLP_DATA_DIR", None)
-    env["MLP_CACHE_DIR"] = str(tmp / "mlp-cache")
-    env["MLP_DATA_URL"] = "file:///nonexistent/{name}/"
-    return env
 
 
 def mlp_command(*args: object) -> list[str]:
