@@ -11,20 +11,19 @@ and the NumPy backend uses its chunked ``out=`` code instead.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
-try:  # pragma: no cover - depends on the environment
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
-
 
 def available() -> bool:
-    return numba is not None
+    """Whether Numba is installed (it is imported only when the kernels are first needed)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def _build() -> tuple[Any, Any]:
+    import numba
+
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
     @jit
