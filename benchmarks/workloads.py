@@ -85,11 +85,9 @@ SPECS = {spec.id: spec for spec in BACKENDS}
 EPOCH_BACKENDS = ("numpy", "torch", "cupy", "torch-cuda")
 
 
-@dataclass(frozen=True)
-class Config:
-    """One benchmark configuration: backend, model size, batch and dtype."""
+class _Shape:
+    """What the workloads share: the model widths and whether it is the quick selection."""
 
-    spec: BackendSpec
     size: str
     batch: int
     dtype: str
@@ -99,12 +97,22 @@ class Config:
         return SIZES[self.size]
 
     @property
-    def id(self) -> str:
-        return f"{self.spec.id}-{self.size}-b{self.batch}-{self.dtype}"
-
-    @property
     def quick(self) -> bool:
         return (self.size, self.batch, self.dtype) == (QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE)
+
+
+@dataclass(frozen=True)
+class Config(_Shape):
+    """One benchmark configuration: backend, model size, batch and dtype."""
+
+    spec: BackendSpec
+    size: str
+    batch: int
+    dtype: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.id}-{self.size}-b{self.batch}-{self.dtype}"
 
 
 def configs() -> list[Config]:
@@ -121,7 +129,7 @@ def configs() -> list[Config]:
 
 
 @dataclass(frozen=True)
-class PeerConfig:
+class PeerConfig(_Shape):
     """A PyTorch-peer configuration: device kind (``"cpu"``/``"cuda"``), size, batch, dtype."""
 
     device: str
@@ -130,20 +138,12 @@ class PeerConfig:
     dtype: str
 
     @property
-    def sizes(self) -> tuple[int, ...]:
-        return SIZES[self.size]
-
-    @property
     def gpu(self) -> bool:
         return self.device == "cuda"
 
     @property
     def id(self) -> str:
         return f"torch.nn-{self.device}-{self.size}-b{self.batch}-{self.dtype}"
-
-    @property
-    def quick(self) -> bool:
-        return (self.size, self.batch, self.dtype) == (QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE)
 
 
 def peer_configs() -> list[PeerConfig]:
