@@ -145,7 +145,7 @@ class Trainer:
         st, model = self.state, self.model
         while st.epoch < self.epochs:
             self.shuffle_rng.bit_generator.state = st.shuffle_state
-            perm = model.backend.asarray(self.shuffle_rng.permutation(self.train.n))
+            perm = model.backend.asarray(model.backend.permutation(self.shuffle_rng, self.train.n))
             self._run_epoch(perm)
             metrics = {
                 "epoch": st.epoch + 1,
