@@ -1,7 +1,9 @@
 """CuPy fast paths: the optimizer updates as single fused elementwise kernels.
 
 Everything else comes from :class:`backends.inplace_ops.InplaceOps`, which CuPy's NumPy-like
-``out=`` ufuncs serve unchanged. The kernels evaluate the generic expressions in the same order.
+``out=`` ufuncs serve unchanged. The kernels take every constant from the host, rounded to the
+array dtype as the portable code rounds them, evaluate the generic expressions in the same
+order, and are compiled without fused multiply-adds, so they give the same numbers.
 """
 
 from __future__ import annotations
@@ -9,32 +11,61 @@ from __future__ import annotations
 from typing import Any
 
 from .inplace_ops import InplaceOps
+from .ops import adam_constants
+
+_NO_FMA = ("--fmad=false",)
 
 
 class CupyOps(InplaceOps):
     def __init__(self, xp: Any, cupy: Any, device: Any) -> None:
         super().__init__(xp, cupy, device, threads=1)
         self._adam = cupy.ElementwiseKernel(
-            "T g, T l2, T b1, T b2, T eps_hat, T step_size, T shrink",
+            "T g, T l2, T b1, T c1, T b2, T c2, T eps_hat, T step_size, T shrink",
             "T p, T m, T v",
             """
-            T gg = l2 != 0 ? g + p * l2 : g;
-            m = m * b1 + gg * (1 - b1);
-            v = v * b2 + (gg * gg) * (1 - b2);
-            T step = (m / (sqrt(v) + eps_hat)) * step_size;
-            p = (shrink != 1 ? p * shrink : p) - step;
+            T gg = l2 != 0 ? g + l2 * p : g;
+            m = b1 * m + c1 * gg;
+            v = b2 * v + c2 * (gg * gg);
+            p = (shrink != 1 ? p * shrink : p) - step_size * (m / (sqrt(v) + eps_hat));
             """,
             "mlp_adam_update",
+            options=_NO_FMA,
         )
+        self._sgd = cupy.ElementwiseKernel(
+            "T g, T lr, T momentum, bool nesterov, T wd, bool first",
+            "T p, T vel",
+            """
+            T gg = wd != 0 ? g + wd * p : g;
+            T step = gg;
+            if (momentum != 0) {
+                T vi = first ? gg : momentum * vel + gg;
+                vel = vi;
+                step = nesterov ? gg + momentum * vi : vi;
+            }
+            p = p - lr * step;
+            """,
+            "mlp_sgd_update",
+            options=_NO_FMA,
+        )
+
+    def buffer(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        with self.device:
+            return self.np.empty(shape, dtype=dtype)
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
         dt = p.dtype.type
-        l2 = weight_decay if (weight_decay and not decoupled) else 0.0
-        shrink = 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0
-        sqrt_bc2 = (1.0 - beta2**step) ** 0.5
-        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
-        self._adam(
-            g, dt(l2), dt(beta1), dt(beta2), dt(eps * sqrt_bc2), dt(step_size), dt(shrink),
-            p, m, v,
-        )
+        k = adam_constants(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        with self.device:
+            self._adam(g, *(dt(k[name]) for name in (
+                "l2", "beta1", "c1", "beta2", "c2", "eps_hat", "step_size", "shrink")), p, m, v)
         return p, m, v
+
+    def sgd_update(self, p, g, velocity, lr, momentum, nesterov, weight_decay):
+        dt = p.dtype.type
+        first = bool(momentum) and velocity is None
+        with self.device:
+            if first:
+                velocity = self.np.empty_like(p)
+            vel = velocity if momentum else p  # plain SGD keeps no velocity; never written
+            self._sgd(g, dt(lr), dt(momentum), bool(nesterov), dt(weight_decay), first, p, vel)
+        return p, velocity

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import compiled as _compiled
-from .ops import Array, GenericOps
+from .ops import Array, GenericOps, adam_constants
 
 _CHUNK = 1 << 17  # elements per chunk: the few arrays a chunk touches stay in cache
 
@@ -44,7 +44,7 @@ class InplaceOps(GenericOps):
         return self.np.add(a, b, out=out)
 
     def relu(self, x: Array, out: Array | None = None) -> Array:
-        return self.np.maximum(x, 0, out=out)
+        return self.np.fmax(x, 0, out=out)  # fmax, like the generic where(), maps NaN to 0
 
     def relu_grad(self, g: Array, y: Array, out: Array | None = None) -> Array:
         np = self.np
@@ -133,15 +133,12 @@ class InplaceOps(GenericOps):
 
     def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
         np = self.np
-        sqrt_bc2 = (1.0 - beta2**step) ** 0.5
-        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
-        eps_hat = eps * sqrt_bc2
-        l2 = weight_decay if (weight_decay and not decoupled) else 0.0
-        shrink = 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0
+        k = adam_constants(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        l2, shrink, eps_hat, step_size = k["l2"], k["shrink"], k["eps_hat"], k["step_size"]
         if self.compiled is not None:
             dt = p.dtype.type
-            self.compiled[0](p, g, m, v, dt(l2), dt(beta1), dt(1.0 - beta1), dt(beta2),
-                             dt(1.0 - beta2), dt(eps_hat), dt(step_size), dt(shrink))
+            self.compiled[0](p, g, m, v, *(dt(k[name]) for name in (
+                "l2", "beta1", "c1", "beta2", "c2", "eps_hat", "step_size", "shrink")))
             return p, m, v
 
         def chunk(a: int, b: int, scratch: list[Array]) -> None:
@@ -152,10 +149,10 @@ class InplaceOps(GenericOps):
                 np.add(gc, s, out=s)
                 gc = s
             np.multiply(mc, beta1, out=mc)
-            np.multiply(gc, 1.0 - beta1, out=t)
+            np.multiply(gc, k["c1"], out=t)
             np.add(mc, t, out=mc)
             np.multiply(gc, gc, out=t)
-            np.multiply(t, 1.0 - beta2, out=t)
+            np.multiply(t, k["c2"], out=t)
             np.multiply(vc, beta2, out=vc)
             np.add(vc, t, out=vc)
             np.sqrt(vc, out=t)
@@ -180,4 +177,4 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-__all__ = ["InplaceOps", "default_threads"]
+__all__ = ["InplaceOps", "adam_constants", "default_threads"]

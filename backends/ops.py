@@ -97,14 +97,30 @@ class GenericOps:
         sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass fewer.
         """
         xp = self.xp
-        if weight_decay and not decoupled:
-            g = g + weight_decay * p
-        m = beta1 * m + (1.0 - beta1) * g
-        v = beta2 * v + (1.0 - beta2) * (g * g)
-        sqrt_bc2 = (1.0 - beta2**step) ** 0.5
-        step_size = lr * sqrt_bc2 / (1.0 - beta1**step)
-        denom = xp.sqrt(v) + eps * sqrt_bc2
-        if weight_decay and decoupled:
-            p = p * (1.0 - lr * weight_decay)
-        p = p - step_size * (m / denom)
+        k = adam_constants(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        if k["l2"]:
+            g = g + k["l2"] * p
+        m = beta1 * m + k["c1"] * g
+        v = beta2 * v + k["c2"] * (g * g)
+        denom = xp.sqrt(v) + k["eps_hat"]
+        if k["shrink"] != 1.0:
+            p = p * k["shrink"]
+        p = p - k["step_size"] * (m / denom)
         return p, m, v
+
+
+def adam_constants(
+    lr: float, beta1: float, beta2: float, eps: float, step: int, weight_decay: float,
+    decoupled: bool,
+) -> dict[str, float]:
+    """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` computes them:
+    ``c1 = 1-β1``, ``c2 = 1-β2``, the step size and ε of the efficient form, the L2 factor added
+    to the gradient (Adam) and the decoupled shrink factor (AdamW)."""
+    sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+    return {
+        "beta1": beta1, "c1": 1.0 - beta1, "beta2": beta2, "c2": 1.0 - beta2,
+        "step_size": lr * sqrt_bc2 / (1.0 - beta1**step),
+        "eps_hat": eps * sqrt_bc2,
+        "l2": weight_decay if (weight_decay and not decoupled) else 0.0,
+        "shrink": 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0,
+    }

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=_rate, help=f"drop rate after each hidden activation "
                    f"(default {d['dropout']})")
     t.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help=f"momentum is SGD with momentum 0.9 (default {d['optimizer']})")
+                   help="momentum is SGD with Nesterov momentum 0.9 "
+                   f"(default {d['optimizer']})")
     t.add_argument("--lr", type=_positive_float, help="base learning rate (default: sgd 0.1, "
                    "momentum 0.05, adam/adamw 0.001)")
     t.add_argument("--weight-decay", type=_nonneg_float,
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "settings; only --epochs, --backend and --device may change")
     t.add_argument("--overwrite", action="store_true", default=False,
                    help="allow replacing existing --save/--metrics/--plot files")
+    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on errors (default: off; mlp --debug train also works)")
     t.add_argument("--quiet", action="store_true", default=False,
                    help="no progress bar and no per-epoch lines")
 
@@ -205,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
                    help="default: the dataset the checkpoint was trained on")
     e.add_argument("--data-dir", default=None)
+    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on errors")
 
     sub.add_parser("info", help="backends, versions, devices, dtypes and BLAS threads")
 
@@ -277,23 +282,29 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def build_model(settings: dict[str, Any], num_features: int, num_classes: int,
-                steps_per_epoch: int) -> Any:
-    """An :class:`~mlp.MLP` with loss, optimizer and schedule as ``settings`` say."""
-    from . import losses, optimizers, schedules
-    from .model import MLP
+def build_schedule(settings: dict[str, Any], steps_per_epoch: int) -> Any:
+    """The learning-rate schedule of ``settings``, spanning the whole run."""
+    from . import schedules
 
     total = settings["epochs"] * steps_per_epoch
     kind = settings["schedule"]
     if kind == "constant":
-        schedule = schedules.Constant()
-    elif kind == "step":
-        schedule = schedules.StepDecay(max(1, -(-total // 3)), 0.1)
-    elif kind == "cosine":
-        schedule = schedules.Cosine(total)
-    else:
-        warm = min(settings["warmup"], total)
-        schedule = schedules.LinearWarmup(warm, schedules.Cosine(max(1, total - warm)))
+        return schedules.Constant()
+    if kind == "step":
+        return schedules.StepDecay(max(1, -(-total // 3)), 0.1)
+    if kind == "cosine":
+        return schedules.Cosine(total)
+    warm = min(settings["warmup"], total)
+    return schedules.LinearWarmup(warm, schedules.Cosine(max(1, total - warm)))
+
+
+def build_model(settings: dict[str, Any], num_features: int, num_classes: int,
+                steps_per_epoch: int) -> Any:
+    """An :class:`~mlp.MLP` with loss, optimizer and schedule as ``settings`` say."""
+    from . import losses, optimizers
+    from .model import MLP
+
+    schedule = build_schedule(settings, steps_per_epoch)
     lr, wd = settings["lr"], settings["weight_decay"]
     name = settings["optimizer"]
     if name == "sgd":
@@ -385,6 +396,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             allowed = ", ".join("--" + key for key in RESUMABLE_OVERRIDES)
             raise UsageError(f"--resume continues with the checkpoint's settings; {names} "
                              f"cannot change (only {allowed} can)")
+        if hasattr(args, "backend") and not hasattr(args, "device"):
+            settings["device"] = None  # another library: its own default device
         for key in RESUMABLE_OVERRIDES:
             if hasattr(args, key):
                 settings[key] = getattr(args, key)
@@ -409,7 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
-        backend.ops.threads = args.threads if hasattr(backend.ops, "threads") else None
+        if backend.name == "numpy":
+            backend.ops.threads = args.threads
 
     quiet = args.quiet
     interactive = sys.stderr.isatty() and not quiet
@@ -422,8 +436,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    device=settings["device"])
         if settings["epochs"] != resumed.meta["settings"]["epochs"]:
             # A longer (or shorter) run: the schedule spans the new total.
-            fresh = build_model(settings, dataset.x_train.shape[1], 10, steps)
-            model.optimizer.schedule = fresh.optimizer.schedule
+            model.optimizer.schedule = build_schedule(settings, steps)
     else:
         model = build_model(settings, dataset.x_train.shape[1], dataset.num_classes, steps)
 

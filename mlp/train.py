@@ -114,21 +114,22 @@ class Trainer:
         model, ops = self.model, self.model.ops
         idx = perm[b * self.batch_size : min((b + 1) * self.batch_size, self.train.n)]
         n = idx.shape[0]
-        raw = ops.take_rows(self.train.x, idx, out=self._buffer("raw", n, self.train.x))
-        fbuf = self._buffers.get(("x", n))
-        if fbuf is None and ops.inplace:
-            fbuf = self._buffers[("x", n)] = ops.buffer((n, raw.shape[1]), model.dtype)
-        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype, out=fbuf)
-        yb = ops.take_rows(self.train.y, idx, out=self._buffer("y", n, self.train.y))
+        x, y = self.train.x, self.train.y
+        raw = ops.take_rows(x, idx, out=self._buffer("raw", n, x))
+        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype, out=self._buffer("x", n, x, model.dtype))
+        yb = ops.take_rows(y, idx, out=self._buffer("y", n, y))
         return xb, yb
 
-    def _buffer(self, key: str, n: int, like: Array) -> Array | None:
+    def _buffer(self, key: str, n: int, like: Array, dtype: Any = None) -> Array | None:
+        """A reusable ``(n, *like.shape[1:])`` batch buffer (``like``'s dtype unless given),
+        or ``None`` where the backend allocates per call."""
         ops = self.model.ops
         if not ops.inplace:
             return None
         buf = self._buffers.get((key, n))
         if buf is None:
-            buf = self._buffers[(key, n)] = ops.buffer((n, *like.shape[1:]), like.dtype)
+            shape = (n, *like.shape[1:])
+            buf = self._buffers[(key, n)] = ops.buffer(shape, dtype or like.dtype)
         return buf
 
     def fit(self) -> list[dict[str, Any]]:
@@ -164,6 +165,8 @@ class Trainer:
             st.shuffle_state = self.shuffle_rng.bit_generator.state
             if self.on_epoch is not None:
                 self.on_epoch(metrics)
+            if self.should_stop() and st.epoch < self.epochs:
+                raise StopRequested()  # at an epoch boundary: resumes with the next epoch
         return st.history
 
     def _run_epoch(self, perm: Array) -> None:
@@ -188,7 +191,8 @@ class Trainer:
                 st.seen += n
                 st.batch = b + 1
                 pending += 1
-                if pending >= self.check_every or b + 1 == total or self.should_stop():
+                stop = self.should_stop()
+                if pending >= self.check_every or b + 1 == total or stop:
                     loss_sum = float(to_numpy(loss_acc))
                     if not math.isfinite(loss_sum):
                         raise TrainingError(
@@ -206,7 +210,7 @@ class Trainer:
                         bar.set_postfix_str(f"loss {st.loss_sum / st.seen:.4f}", refresh=False)
                 if bar is not None:
                     bar.update(1)
-                if self.should_stop() and b + 1 < total:
+                if stop and b + 1 < total:
                     raise StopRequested()
         finally:
             model.backend.synchronize()

@@ -600,3 +600,18 @@ def test_resume_from_a_checkpoint_without_training_state(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "holds no training state to resume" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_resume_on_another_backend_takes_that_backends_device(tmp_path: Path,
+                                                              fake_data: Path) -> None:
+    """A run saved with an explicit device resumes with ``--backend`` alone on a library
+    whose devices are named differently (the device falls back to that library's default)."""
+    ckpt = tmp_path / "run.safetensors"
+    first = run_mlp("train", *SMALL, "--epochs", "1", "--backend", "array_api_strict",
+                    "--device", "CPU_DEVICE", "--data-dir", fake_data, "--save", ckpt,
+                    "--quiet", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = run_mlp("train", "--resume", ckpt, "--backend", "numpy", "--epochs", "2",
+                      "--data-dir", fake_data, "--save", ckpt, "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert checkpoint.load(ckpt).meta["epoch"] == 2

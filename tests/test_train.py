@@ -83,3 +83,24 @@ def test_non_finite_inputs_are_refused_with_their_count():
     for call in (model.forward, model.predict, lambda a: model.evaluate(a, np.zeros(4, int))):
         with pytest.raises(ValueError, match="3 NaN or infinite value"):
             call(x)
+
+
+def test_a_stop_during_the_last_step_of_an_epoch_stops_at_the_boundary():
+    x, y = _data()
+    model = _model("numpy")
+    steps = iter(range(10**6))
+    # 300 samples in batches of 128: 3 steps per epoch; ask to stop during the third.
+    trainer = Trainer(model, DeviceData(model, x, y), None, batch_size=128, epochs=2, seed=3,
+                      should_stop=lambda: next(steps) >= 2)
+    with pytest.raises(StopRequested):
+        trainer.fit()
+    assert (trainer.state.epoch, trainer.state.batch) == (1, 0)
+    assert len(trainer.state.history) == 1
+
+
+def test_inplace_relu_agrees_with_the_portable_one_on_nan():
+    numpy_backend = backends.get("numpy")
+    x = np.array([[np.nan, -1.0, 0.0, 2.0]], dtype=np.float32)
+    fast = numpy_backend.ops.relu(x, out=np.empty_like(x))
+    portable = backends.GenericOps(numpy_backend.xp).relu(x)
+    np.testing.assert_array_equal(fast, portable)
