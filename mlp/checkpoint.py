@@ -554,28 +554,25 @@ def _architecture_arguments() -> tuple[str, ...]:
     return tuple(n for n in names if n not in _NOT_ARCHITECTURE)
 
 
-def _validate_loss(config: Any) -> None:
+def _from_config(what: str, config: Any, known: dict[str, Any], build: Any) -> Any:
+    """``build(config)`` for an untrusted ``config`` naming one of the ``known`` types."""
     if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-        raise _Invalid("loss config is not an object with a 'type'")
-    if config["type"] not in LOSSES:
-        raise _Invalid(f"unknown loss type {config['type']!r}: this library knows "
-                       f"{', '.join(LOSSES)}")
+        raise _Invalid(f"{what} config is not an object with a 'type'")
+    if config["type"] not in known:
+        raise _Invalid(f"unknown {what} type {config['type']!r}: this library knows "
+                       f"{', '.join(known)}")
     try:
-        loss_from_config(config)
+        return build(config)
     except Exception as exc:  # untrusted keyword arguments: any rejection is a bad file
-        raise _Invalid(f"loss config {config!r} is not valid ({exc})") from None
+        raise _Invalid(f"{what} config {config!r} is not valid ({exc})") from None
+
+
+def _validate_loss(config: Any) -> None:
+    _from_config("loss", config, LOSSES, loss_from_config)
 
 
 def _trial_optimizer(config: Any) -> Any:
-    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-        raise _Invalid("optimizer config is not an object with a 'type'")
-    if config["type"] not in OPTIMIZERS:
-        raise _Invalid(f"unknown optimizer type {config['type']!r}: this library knows "
-                       f"{', '.join(OPTIMIZERS)}")
-    try:
-        return optimizer_from_config(config)
-    except Exception as exc:  # untrusted keyword arguments: any rejection is a bad file
-        raise _Invalid(f"optimizer config {config!r} is not valid ({exc})") from None
+    return _from_config("optimizer", config, OPTIMIZERS, optimizer_from_config)
 
 
 def _validate_rng(state: Any) -> None:
