@@ -13,6 +13,26 @@ from typing import Any
 Array = Any
 
 
+class Buffers:
+    """An owner's reusable output arrays, by name, shape and dtype.
+
+    :meth:`get` returns ``None`` where the operations allocate per call (``ops.inplace`` is
+    false), so the result can be passed straight on as an ``out=`` argument.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[Any, ...], Array] = {}
+
+    def get(self, ops: GenericOps, key: str, shape: tuple[int, ...], dtype: Any) -> Array | None:
+        if not ops.inplace:
+            return None
+        k = (key, shape, dtype)
+        buf = self._arrays.get(k)
+        if buf is None:
+            buf = self._arrays[k] = ops.buffer(shape, dtype)
+        return buf
+
+
 class GenericOps:
     """Portable implementations; ``out`` arguments are accepted and ignored."""
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from backends.ops import Buffers
+
 from ._xp import Array
 from .errors import TrainingError
 from .model import MLP
@@ -100,7 +102,7 @@ class Trainer:
         self.on_epoch = on_epoch
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
-        self._buffers: dict[tuple[str, int], Array] = {}
+        self._buffers = Buffers()
         on_cpu = str(model.backend.device).startswith(("cpu", "CPU")) or model.backend.name in (
             "numpy", "array_api_strict")
         # Each finiteness check reads the loss on the host: every step on CPUs, sparsely on GPUs.
@@ -114,23 +116,13 @@ class Trainer:
         model, ops = self.model, self.model.ops
         idx = perm[b * self.batch_size : min((b + 1) * self.batch_size, self.train.n)]
         n = idx.shape[0]
-        x, y = self.train.x, self.train.y
-        raw = ops.take_rows(x, idx, out=self._buffer("raw", n, x))
-        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype, out=self._buffer("x", n, x, model.dtype))
-        yb = ops.take_rows(y, idx, out=self._buffer("y", n, y))
+        x, y, buffers = self.train.x, self.train.y, self._buffers
+        rows = (n, x.shape[1])
+        raw = ops.take_rows(x, idx, out=buffers.get(ops, "raw", rows, x.dtype))
+        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype,
+                          out=buffers.get(ops, "x", rows, model.dtype))
+        yb = ops.take_rows(y, idx, out=buffers.get(ops, "y", (n,), y.dtype))
         return xb, yb
-
-    def _buffer(self, key: str, n: int, like: Array, dtype: Any = None) -> Array | None:
-        """A reusable ``(n, *like.shape[1:])`` batch buffer (``like``'s dtype unless given),
-        or ``None`` where the backend allocates per call."""
-        ops = self.model.ops
-        if not ops.inplace:
-            return None
-        buf = self._buffers.get((key, n))
-        if buf is None:
-            shape = (n, *like.shape[1:])
-            buf = self._buffers[(key, n)] = ops.buffer(shape, dtype or like.dtype)
-        return buf
 
     def fit(self) -> list[dict[str, Any]]:
         """Run the remaining epochs; returns the per-epoch metrics (``state.history``).

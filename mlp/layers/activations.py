@@ -14,12 +14,12 @@ class ReLU(Layer):
 
     def forward(self, x: Array, train: bool = False) -> Array:
         ops = self._ops(x)
-        self._y = ops.relu(x, out=self._buffer(ops, "y", tuple(x.shape), x.dtype))
+        self._y = ops.relu(x, out=self._buffers.get(ops, "y", tuple(x.shape), x.dtype))
         return self._y
 
     def backward(self, grad: Array) -> Array:
         ops = self._ops(grad)
-        out = self._buffer(ops, "dx", tuple(grad.shape), grad.dtype)
+        out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
         return ops.relu_grad(grad, self._y, out=out)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.ops import GenericOps
+from backends.ops import Buffers, GenericOps
 
 from .._xp import Array, array_namespace, generic_ops
 
@@ -23,7 +23,7 @@ class Layer:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.ops: GenericOps | None = None
-        self._buffers: dict[tuple[Any, ...], Array] = {}
+        self._buffers = Buffers()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of this layer's parameters, in a fixed order."""
@@ -52,18 +52,6 @@ class Layer:
 
     def _ops(self, x: Array) -> GenericOps:
         return self.ops if self.ops is not None else generic_ops(array_namespace(x))
-
-    def _buffer(
-        self, ops: GenericOps, key: str, shape: tuple[int, ...], dtype: Any
-    ) -> Array | None:
-        """A reusable output buffer where ``ops`` writes in place, else ``None``."""
-        if not ops.inplace:
-            return None
-        k = (key, shape, dtype)
-        buf = self._buffers.get(k)
-        if buf is None:
-            buf = self._buffers[k] = ops.buffer(shape, dtype)
-        return buf
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")

@@ -71,7 +71,7 @@ class Linear(Layer):
     def forward(self, x: Array, train: bool = False) -> Array:
         ops = self._ops(x)
         self._x = x
-        out = self._buffer(ops, "y", (x.shape[0], self.n_out), x.dtype)
+        out = self._buffers.get(ops, "y", (x.shape[0], self.n_out), x.dtype)
         y = ops.matmul(x, self.params["W"], out=out)
         if self.bias:
             y = ops.add(y, self.params["b"], out=out)
@@ -88,5 +88,5 @@ class Linear(Layer):
             self.grads["b"] = ops.sum_rows(grad, out=self.grads.get("b"))
         if not self.input_grad:
             return None
-        out = self._buffer(ops, "dx", (grad.shape[0], self.n_in), grad.dtype)
+        out = self._buffers.get(ops, "dx", (grad.shape[0], self.n_in), grad.dtype)
         return ops.matmul(grad, self.params["W"].T, out=out)
