@@ -1,31 +1,21 @@
-"""Turn pytest-benchmark's JSON into ``REPORT.md`` and PNG plots.
+"""Turn pytest-benchmark's JSON into ``REPORT.md`` and its plots (:mod:`benchmarks.plots`).
 
-Usage: ``python -m benchmarks.report results.json [--out DIR]``. Every figure is the median
-time of its benchmark; the report puts each step beside its floor (only the matrix products the
-step needs, same backend, same run) and beside PyTorch doing the same step, as ratios:
-
-* ``× floor = step / floor``: 1 is the best a step could do; lower is better.
-* ``× PyTorch = PyTorch / step``: above 1 we are faster than the PyTorch peer.
+``mlp bench --report-only --json results.json --out DIR`` rebuilds it from a JSON. The report
+puts each step beside its floor and beside PyTorch doing the same step, as ratios; its last
+section, :data:`benchmarks.measured.WHAT_IS_MEASURED`, says what each number measures.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .workloads import (
-    BACKEND_IDS,
-    EPOCH_SAMPLES,
-    QUICK_BATCH,
-    QUICK_DTYPE,
-    QUICK_SIZE,
-    SIZES,
-    gflops,
-)
+from .measured import EPOCH_WORKLOAD, WHAT_IS_MEASURED
+from .plots import make_plots
+from .workloads import BACKEND_IDS, SIZES, TORCH_CPU_INSTALL, gflops
 
 #: The epoch must-targets: epoch time within this factor of its GEMM floor, and this many times
 #: faster than the PyTorch peer.
@@ -34,7 +24,6 @@ TARGET_PEER = 1.5
 #: The backend whose epoch the targets apply to.
 HEADLINE_BACKEND = "numpy"
 STEP_KINDS = ("forward", "backward", "step", "floor")
-PLOT_DIR = "plots"
 
 NAN = math.nan
 
@@ -247,30 +236,47 @@ def machine_section(data: dict[str, Any]) -> str:
     return "## Machine\n\n" + "\n".join(f"- **{name}**: {value}" for name, value in rows)
 
 
-def _verdict(ok: bool | None) -> str:
-    return "not measured" if ok is None else ("**met**" if ok else "**not met**")
+def _torch_version(data: dict[str, Any]) -> str | None:
+    """PyTorch's version on the benchmarked machine, ``None`` when it was not installed."""
+    return data.get("machine_info", {}).get("mlp", {}).get("versions", {}).get("torch")
 
 
-def epoch_section(epochs: list[EpochRow], plots: dict[str, str]) -> str:
-    """The headline: one epoch against its GEMM floor and against PyTorch."""
-    lines = ["## Headline: one training epoch", ""]
-    lines.append(
-        f"{QUICK_SIZE}, batch {QUICK_BATCH}, {QUICK_DTYPE}, Adam, one epoch over "
-        f"{EPOCH_SAMPLES} random uint8 images (784 pixels) with int64 labels, through "
-        "`mlp.train.Trainer` (batches gathered from the uint8 set and converted to float on "
-        "the device; no test set)."
-    )
+def missing_peer(torch_version: str | None) -> str:
+    """Why the PyTorch peer has no numbers, and what to do about it."""
+    if torch_version is None:
+        return (f"PyTorch is not installed; install its CPU build with `{TORCH_CPU_INSTALL}` "
+                "and rerun `mlp bench`")
+    return f"the PyTorch peer (torch {torch_version}) was not part of this run"
+
+
+def _target(text: str, ratio: float, ok: bool, what: str, reason: str) -> str:
+    if math.isnan(ratio):
+        return f"- {text}: not measured — {reason}"
+    return f"- {text}: {'**met**' if ok else '**not met**'} — {_x(ratio)} {what}"
+
+
+def epoch_section(epochs: list[EpochRow], plots: dict[str, str],
+                  torch_version: str | None = None) -> str:
+    """The headline: one epoch against its GEMM floor and against PyTorch; a target that could
+    not be judged says why."""
+    lines = ["## Headline: one training epoch", "",
+             f"{EPOCH_WORKLOAD}, through `mlp.train.Trainer` (see *What is measured*).", ""]
     head = next((r for r in epochs if r.backend == HEADLINE_BACKEND), None)
-    floor_ok = None if head is None or math.isnan(head.x_floor) else head.x_floor <= TARGET_FLOOR
-    peer_ok = None if head is None or math.isnan(head.x_torch) else head.x_torch >= TARGET_PEER
+    if head is None:
+        head = EpochRow(HEADLINE_BACKEND, "cpu", flops=0)
+        no_epoch = (f"this run has no {HEADLINE_BACKEND} epoch (`mlp bench` and "
+                    "`mlp bench --quick` include it)")
+        floor_reason = peer_reason = no_epoch
+    else:
+        floor_reason = "this run has no GEMM-floor epoch"
+        peer_reason = missing_peer(torch_version)
     lines += [
-        "",
         f"Must-targets ({HEADLINE_BACKEND}):",
         "",
-        f"- epoch ≤ {TARGET_FLOOR} × its GEMM floor: {_verdict(floor_ok)}"
-        + (f" — {_x(head.x_floor)} floor" if floor_ok is not None else ""),
-        f"- ≥ {TARGET_PEER} × faster than the PyTorch peer: {_verdict(peer_ok)}"
-        + (f" — {_x(head.x_torch)} PyTorch's speed" if peer_ok is not None else ""),
+        _target(f"epoch ≤ {TARGET_FLOOR} × its GEMM floor", head.x_floor,
+                head.x_floor <= TARGET_FLOOR, "floor", floor_reason),
+        _target(f"≥ {TARGET_PEER} × faster than the PyTorch peer", head.x_torch,
+                head.x_torch >= TARGET_PEER, "PyTorch's speed", peer_reason),
         "",
     ]
     if epochs:
@@ -287,7 +293,8 @@ def epoch_section(epochs: list[EpochRow], plots: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def step_section(rows: list[StepRow], plots: dict[str, str]) -> str:
+def step_section(rows: list[StepRow], plots: dict[str, str],
+                 torch_version: str | None = None) -> str:
     """The per-configuration table and its plots."""
     lines = ["## Per step", ""]
     if not rows:
@@ -299,6 +306,8 @@ def step_section(rows: list[StepRow], plots: dict[str, str]) -> str:
                          "Step ms", "Floor ms", "PyTorch ms", "Step GFLOP/s", "× floor",
                          "× PyTorch"], table, right_from=2))
     lines.append("")
+    if all(math.isnan(r.peer) for r in rows):
+        lines += [f"No PyTorch column: {missing_peer(torch_version)}.", ""]
     for key, alt in (("ratio_floor", "step time over GEMM floor"),
                      ("ratio_pytorch", "speed relative to PyTorch"),
                      ("step_ms", "milliseconds per step")):
@@ -307,174 +316,16 @@ def step_section(rows: list[StepRow], plots: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-MEASURES = f"""## What is measured
-
-Each figure is the median of its benchmark's rounds (pytest-benchmark). Ratios compare numbers
-from the same run on the same machine.
-
-- **Forward**: `model.layers.forward(x, train=True)`, the buffered internal pass of a step.
-- **Backward**: the loss gradient (`loss.backward()`) and `model.layers.backward(...)`, repeated
-  on one forward pass and loss computed once before timing (backward only reads what forward
-  stored, so every repetition does the same work).
-- **Step**: `model.train_step(x, y)` with Adam: forward, loss, backward and the update.
-- **Floor**: only the matrix products one step needs — `x @ W` per layer, `h.T @ g` per layer and
-  `g @ W.T` for every layer but the first — same shapes, dtype and backend, into preallocated
-  `out=` buffers where the library has them (NumPy, CuPy, PyTorch): the best case.
-- **PyTorch**: the same network as `torch.nn.Sequential(Linear, ReLU, …)` with autograd,
-  `torch.optim.Adam` (foreach default), `CrossEntropyLoss` and `zero_grad(set_to_none=True)`, same
-  shapes, dtype and device: what a user would write instead.
-- **Step GFLOP/s**: FLOPs of the step's matrix products (`2·N·Σ in·out` forward, twice that
-  backward less the first layer's `dX`) over the step time.
-- **× floor** = step / floor (1 is the floor; lower is better). **× PyTorch** = PyTorch / ours
-  (above 1: we are faster).
-- **Epoch**: one full epoch of `mlp.train.Trainer` ({EPOCH_SAMPLES} samples: 468 batches of
-  {QUICK_BATCH} and one of 96), its GEMM floor (the same 469 steps of matrix products only) and the
-  PyTorch peer's epoch (batches gathered from a uint8 tensor by a random permutation and converted
-  to float / 255, loss and accuracy summed on the device). Both keep the data on the device and
-  leave its transfer out of the timing.
-- GPU timings synchronise the device inside the timed function.
-- Fixed-batch benchmarks use a learning rate of 1e-4 so that repeating one batch thousands of times
-  does not memorise it (the cost of an update does not depend on the learning rate).
-
-Reproduce with `mlp bench` (CPU suite), `mlp bench --quick` (the 784-512-512-10 / batch 128 /
-float32 rows and the epoch), `mlp bench --gpu` (the GPU suite), or `python -m benchmarks --help`.
-"""
-
-
 def render(data: dict[str, Any], steps: list[StepRow], epochs: list[EpochRow],
            plots: dict[str, str], note: str | None = None) -> str:
     """The whole Markdown report."""
     parts = ["# array-api-mlp benchmark report", ""]
     if note:
         parts += [note, ""]
-    parts += [machine_section(data), "", epoch_section(epochs, plots), step_section(steps, plots),
-              MEASURES]
+    torch_version = _torch_version(data)
+    parts += [machine_section(data), "", epoch_section(epochs, plots, torch_version),
+              step_section(steps, plots, torch_version), WHAT_IS_MEASURED]
     return "\n".join(parts)
-
-
-# --- plots ---------------------------------------------------------------------------------
-
-_COLORS = {"numpy": "#4c72b0", "torch": "#dd8452", "array_api_strict": "#8c8c8c",
-           "cupy": "#55a868", "torch-cuda": "#c44e52", "torch.nn": "#937860"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _ratio_plot(rows: list[StepRow], attr: str, path: Path, title: str, xlabel: str,
-                lines: Sequence[tuple[float, str]]) -> bool:
-    plt = _pyplot()
-    data = [(r.label, getattr(r, attr), r.backend) for r in rows]
-    data = [d for d in data if not math.isnan(d[1])]
-    if not data:
-        return False
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(data) + 1.5))
-    ys = range(len(data))
-    ax.barh(list(ys), [d[1] for d in data], color=[_COLORS.get(d[2], "#999999") for d in data])
-    ax.set_yticks(list(ys), [d[0] for d in data], fontsize=8)
-    ax.set_ylim(len(data) - 0.5, -0.5)  # first row on top
-    for value, style in lines:
-        ax.axvline(value, color="black", linestyle=style, linewidth=1)
-    for y, d in zip(ys, data, strict=True):
-        ax.text(d[1], y, f" {d[1]:.2f}×", va="center", fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.set_xlim(0, max(max(d[1] for d in data), max(v for v, _ in lines)) * 1.15)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return True
-
-
-def _step_ms_plot(rows: list[StepRow], path: Path) -> bool:
-    plt = _pyplot()
-    rows = [r for r in rows if not math.isnan(r.time("step"))]
-    if not rows:
-        return False
-    series = [("step (ours)", [r.time("step") for r in rows], "#4c72b0"),
-              ("GEMM floor", [r.time("floor") for r in rows], "#8c8c8c"),
-              ("PyTorch", [r.peer for r in rows], "#dd8452")]
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.5))
-    h = 0.27
-    for i, (name, values, color) in enumerate(series):
-        ys = [j + (i - 1) * h for j in range(len(rows))]
-        ax.barh(ys, [v * 1e3 if not math.isnan(v) else 0 for v in values], height=h,
-                color=color, label=name)
-    ax.set_yticks(range(len(rows)), [r.label for r in rows], fontsize=8)
-    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
-    ax.set_xscale("log")
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
-
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    times = [v * 1e3 for _, values, _ in series for v in values if v > 0]
-    few_decades = max(times) / min(times) < 30
-    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g") if few_decades else NullFormatter())
-    ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel("milliseconds per step (median, log scale)")
-    ax.set_title("Time per training step")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return True
-
-
-def _epoch_plot(epochs: list[EpochRow], path: Path) -> bool:
-    plt = _pyplot()
-    if not epochs:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.27
-    series = [("ours", [r.epoch for r in epochs], "#4c72b0"),
-              ("GEMM floor", [r.floor for r in epochs], "#8c8c8c"),
-              ("PyTorch", [r.peer for r in epochs], "#dd8452")]
-    for i, (name, values, color) in enumerate(series):
-        xs = [j + (i - 1) * width for j in range(len(epochs))]
-        heights = [0 if math.isnan(v) else v for v in values]
-        bars = ax.bar(xs, heights, width=width, color=color, label=name)
-        for bar, v in zip(bars, values, strict=True):
-            if not math.isnan(v):
-                ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.2f}", ha="center",
-                        va="bottom", fontsize=7)
-    labels = [f"{r.backend}\n{_x(r.x_floor)} floor, {_x(r.x_torch)} PyTorch" for r in epochs]
-    ax.set_xticks(range(len(epochs)), labels, fontsize=8)
-    ax.set_ylabel("seconds per epoch (median)")
-    ax.set_title(f"One epoch: {QUICK_SIZE}, batch {QUICK_BATCH}, {QUICK_DTYPE}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return True
-
-
-def make_plots(steps: list[StepRow], epochs: list[EpochRow], out_dir: Path) -> dict[str, str]:
-    """Write the PNGs under ``out_dir/plots``; returns name -> path relative to ``out_dir``."""
-    plot_dir = out_dir / PLOT_DIR
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, str] = {}
-    jobs = {
-        "epoch": lambda p: _epoch_plot(epochs, p),
-        "ratio_floor": lambda p: _ratio_plot(
-            steps, "x_floor", p, "Step time / GEMM floor (lower is better)",
-            "× floor (1 = only the matrix products)", [(1.0, "-"), (TARGET_FLOOR, "--")]),
-        "ratio_pytorch": lambda p: _ratio_plot(
-            steps, "x_torch", p, "PyTorch step time / our step time (higher is better)",
-            "× PyTorch (above 1: faster than PyTorch)", [(1.0, "-"), (TARGET_PEER, "--")]),
-        "step_ms": lambda p: _step_ms_plot(steps, p),
-    }
-    for name, job in jobs.items():
-        path = plot_dir / f"{name}.png"
-        if job(path):
-            made[name] = f"{PLOT_DIR}/{name}.png"
-        elif path.exists():
-            path.unlink()  # a stale plot from an earlier run must not be shown
-    return made
 
 
 # --- entry points --------------------------------------------------------------------------
@@ -487,24 +338,8 @@ def build_report(json_path: str | Path, out_dir: str | Path, note: str | None = 
     out.mkdir(parents=True, exist_ok=True)
     data = load(json_path)
     steps, epochs = summarize(data)
-    plots = make_plots(steps, epochs, out)
+    plots = make_plots(steps, epochs, out, TARGET_FLOOR, TARGET_PEER)
     report = out / "REPORT.md"
     report.write_text(render(data, steps, epochs, plots, note), encoding="utf-8")
     return report
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report",
-                                     description="Build REPORT.md and plots from the JSON of "
-                                                 "pytest-benchmark (--benchmark-json).")
-    parser.add_argument("json", help="pytest-benchmark JSON file")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent),
-                        help="directory for REPORT.md and plots/ (default: benchmarks/)")
-    parser.add_argument("--note", default=None, help="a line to put under the title")
-    args = parser.parse_args(argv)
-    print(f"report written to {build_report(args.json, args.out, args.note)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

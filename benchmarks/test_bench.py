@@ -1,18 +1,11 @@
 """The benchmark suite (pytest-benchmark): run it with ``mlp bench`` or ``python -m benchmarks``.
 
-Per configuration (backend × model size × batch × dtype):
+Per configuration (backend × model size × batch × dtype) it times ``forward``, ``backward``,
+``step``, ``floor`` and the PyTorch ``peer``; then one full epoch, its floor and the peer's epoch.
+:data:`benchmarks.measured.WHAT_IS_MEASURED` says exactly what each one measures.
 
-* ``forward``: ``model.layers.forward(x, train=True)``, the buffered internal pass of a step.
-* ``backward``: the loss gradient and ``model.layers.backward`` — repeated on one forward pass
-  (and loss) done once before timing; the backward pass only reads what the forward stored, so
-  repeating it does the same work every time.
-* ``step``: ``model.train_step(x, y)`` with Adam: forward, loss, backward and update.
-* ``floor``: only the matrix products of one step (:class:`benchmarks.workloads.GemmFloor`).
-* ``peer``: the same step as idiomatic PyTorch (:class:`benchmarks.workloads.TorchPeer`).
-
-The epoch benchmarks time one full epoch over 60000 random uint8 images through
-:class:`mlp.train.Trainer`, the GEMM floor of that epoch, and the PyTorch peer's epoch.
-GPU timings synchronise inside the timed function.
+``--bench-smoke`` (see :mod:`benchmarks.conftest`) keeps the smallest configurations and a short
+epoch: with ``--benchmark-disable`` it checks that every workload runs, as the test suite does.
 """
 
 from __future__ import annotations
@@ -38,6 +31,7 @@ from .workloads import (
     QUICK_DTYPE,
     QUICK_SIZE,
     SIZES,
+    SMOKE_EPOCH_SAMPLES,
     SPECS,
     BackendSpec,
     Config,
@@ -227,21 +221,27 @@ def test_peer(benchmark: Any, cfg: PeerConfig) -> None:
 # --- the epoch (headline) ------------------------------------------------------------------
 
 
+def _epoch_samples(config: pytest.Config) -> int:
+    """Samples of an epoch: a full MNIST-sized one, or a short one with ``--bench-smoke``."""
+    return SMOKE_EPOCH_SAMPLES if config.getoption("--bench-smoke") else EPOCH_SAMPLES
+
+
 @pytest.fixture(scope="module")
-def epoch_host() -> tuple[numpy.ndarray, numpy.ndarray]:
-    """60000 random uint8 images (784 pixels) and int64 labels, on the host."""
-    return epoch_data(seed=0)
+def epoch_host(request: pytest.FixtureRequest) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """60000 random uint8 images (784 pixels) and int64 labels, on the host (fewer when smoke)."""
+    return epoch_data(seed=0, n=_epoch_samples(request.config))
 
 
 def _rounds(request: pytest.FixtureRequest) -> int:
     return max(1, int(request.config.getoption("--bench-epoch-rounds")))
 
 
-def _record_epoch(benchmark: Any, kind: str, backend: str, device: str, **extra: Any) -> None:
+def _record_epoch(benchmark: Any, kind: str, backend: str, device: str, samples: int,
+                  **extra: Any) -> None:
     sizes = SIZES[QUICK_SIZE]
     _record(benchmark, kind, backend, device, QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE,
-            epoch_flops(sizes, EPOCH_SAMPLES, QUICK_BATCH), samples=EPOCH_SAMPLES,
-            steps=-(-EPOCH_SAMPLES // QUICK_BATCH), **extra)
+            epoch_flops(sizes, samples, QUICK_BATCH), samples=samples,
+            steps=-(-samples // QUICK_BATCH), **extra)
 
 
 @pytest.mark.parametrize("spec", list(_epoch_params()))
@@ -259,7 +259,7 @@ def test_epoch(benchmark: Any, spec: BackendSpec, epoch_host: tuple[Any, Any],
         trainer = Trainer(model, data, None, batch_size=QUICK_BATCH, epochs=1, seed=next(seeds))
         return (trainer,), {}
 
-    _record_epoch(benchmark, "epoch", spec.id, spec.device_kind)
+    _record_epoch(benchmark, "epoch", spec.id, spec.device_kind, len(labels))
     history = benchmark.pedantic(lambda trainer: trainer.fit(), setup=setup,
                                  rounds=_rounds(request), iterations=1)
     benchmark.extra_info["train_loss"] = history[-1]["train_loss"]
@@ -269,7 +269,8 @@ def test_epoch(benchmark: Any, spec: BackendSpec, epoch_host: tuple[Any, Any],
 def test_epoch_floor(benchmark: Any, spec: BackendSpec, request: pytest.FixtureRequest) -> None:
     """The matrix products of the same epoch: 468 steps of batch 128 and one of 96."""
     backend = _backend(spec)
-    floor = EpochFloor(backend, SIZES[QUICK_SIZE], EPOCH_SAMPLES, QUICK_BATCH, QUICK_DTYPE)
+    samples = _epoch_samples(request.config)
+    floor = EpochFloor(backend, SIZES[QUICK_SIZE], samples, QUICK_BATCH, QUICK_DTYPE)
     for one in floor.floors.values():  # warm up both shapes
         for _ in range(8):
             one()
@@ -279,7 +280,7 @@ def test_epoch_floor(benchmark: Any, spec: BackendSpec, request: pytest.FixtureR
         floor()
         sync()
 
-    _record_epoch(benchmark, "epoch-floor", spec.id, spec.device_kind)
+    _record_epoch(benchmark, "epoch-floor", spec.id, spec.device_kind, samples)
     benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
 
 
@@ -301,7 +302,7 @@ def test_epoch_peer(benchmark: Any, device: str, epoch_host: tuple[Any, Any],
         peer.synchronize()
         return result
 
-    _record_epoch(benchmark, "epoch-peer", "torch.nn", device)
+    _record_epoch(benchmark, "epoch-peer", "torch.nn", device, len(labels))
     loss, _ = benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
     benchmark.extra_info["train_loss"] = loss
 

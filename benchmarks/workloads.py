@@ -1,15 +1,8 @@
 """What the benchmark suite times: configurations, FLOP counts, the GEMM floor and the PyTorch peer.
 
 Everything here is plain Python so that the suite (``test_bench.py``), the report and the tests
-share one definition of a configuration and of its arithmetic.
-
-* **floor**: only the matrix products one training step needs — ``x @ W`` for every layer in the
-  forward pass, ``dW = h.T @ g`` for every layer and ``dX = g @ W.T`` for every layer but the first
-  in the backward pass — with the same shapes, dtype and device, on preallocated ``out=`` buffers
-  where the library has them (the best case a training step could reach).
-* **peer**: the same network written the way a PyTorch user would: ``torch.nn.Sequential`` of
-  ``Linear``/``ReLU``, autograd, ``torch.optim.Adam`` (foreach default), cross-entropy loss and
-  ``zero_grad(set_to_none=True)``.
+share one definition of a configuration and of its arithmetic; the prose description of each
+benchmark is :data:`benchmarks.measured.WHAT_IS_MEASURED`.
 """
 
 from __future__ import annotations
@@ -46,6 +39,8 @@ EPOCH_SAMPLES = 60_000
 EPOCH_FEATURES = 784
 EPOCH_CLASSES = 10
 EPOCH_LR = 1e-3
+#: The short epoch of a smoke run (``--bench-smoke``): both batch shapes of a real epoch, 3 steps.
+SMOKE_EPOCH_SAMPLES = 2 * QUICK_BATCH + EPOCH_SAMPLES % QUICK_BATCH
 
 
 @dataclass(frozen=True)
@@ -263,6 +258,10 @@ class EpochFloor:
 # --- the PyTorch peer ----------------------------------------------------------------------
 
 
+#: How a CPU user installs the PyTorch peer (the CPU-only wheel; PyPI's default is a CUDA build).
+TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
 class TorchPeer:
     """The same MLP written the idiomatic PyTorch way (``nn.Sequential``, autograd, Adam)."""
 
@@ -331,11 +330,11 @@ class TorchPeer:
         return loss_sum.item() / n, int(correct.item())
 
 
-def epoch_data(seed: int = 0) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """Random uint8 images ``(60000, 784)`` and int64 labels ``(60000,)``."""
+def epoch_data(seed: int = 0, n: int = EPOCH_SAMPLES) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Random uint8 images ``(n, 784)`` and int64 labels ``(n,)``."""
     rng = numpy.random.default_rng(seed)
-    images = rng.integers(0, 256, (EPOCH_SAMPLES, EPOCH_FEATURES), dtype=numpy.uint8)
-    labels = rng.integers(0, EPOCH_CLASSES, EPOCH_SAMPLES, dtype=numpy.int64)
+    images = rng.integers(0, 256, (n, EPOCH_FEATURES), dtype=numpy.uint8)
+    labels = rng.integers(0, EPOCH_CLASSES, n, dtype=numpy.int64)
     return images, labels
 
 
