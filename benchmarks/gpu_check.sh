@@ -5,7 +5,7 @@
 #   usage: bash benchmarks/gpu_check.sh OUTDIR
 set -uo pipefail
 out="${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}"
-mkdir -p "$out"
+out="$(mkdir -p "$out" && cd "$out" && pwd)"  # absolute: the commands below run elsewhere
 cd "$(dirname "$0")/.."
 python -m pytest tests -m gpu -q -rs -p no:cacheprovider 2>&1 | tee "$out/gpu-tests.log"
 tests=${PIPESTATUS[0]}

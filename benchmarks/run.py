@@ -1,28 +1,33 @@
 """Run the benchmark suite and build its report: ``mlp bench [options]``,
-``python -m benchmarks [options]``.
+``python -m benchmarks [options]``; :func:`main` is the whole command.
 
 pytest runs :mod:`benchmarks.test_bench` in a subprocess with pytest-benchmark, writing its JSON;
-:mod:`benchmarks.report` then turns the JSON into ``REPORT.md`` and ``plots/*.png``.
+:mod:`benchmarks.report` then turns the JSON into ``REPORT.md`` and ``plots/*.png``. Everything
+goes into one results folder (``--out``, default ``bench-results/`` in the current directory);
+a report already there is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib.util
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from .workloads import BACKEND_IDS, QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE
+from .plots import PLOT_DIR
+from .workloads import BACKEND_IDS, QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE, TORCH_CPU_INSTALL
 
 SUITE_DIR = Path(__file__).resolve().parent
-ROOT = SUITE_DIR.parent
+DEFAULT_OUT = "bench-results"
+REPORT = "REPORT.md"
+PROG = "mlp bench"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlp bench",
+        prog=PROG,
         description="Time forward, backward and training steps against their GEMM floor and "
                     "PyTorch, plus a full training epoch; write REPORT.md and PNG plots.",
     )
@@ -34,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: all CPU ones, or all GPU ones with --gpu)")
     parser.add_argument("--gpu", action="store_true",
                         help="run the GPU benchmarks (CuPy, torch on CUDA) instead of the CPU ones")
-    parser.add_argument("--out", default=str(SUITE_DIR), metavar="DIR",
-                        help="where REPORT.md and plots/ go (default: the benchmarks folder)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"results folder for {REPORT}, {PLOT_DIR}/ and results.json "
+                             f"(default: {DEFAULT_OUT}/ in the current directory)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the report and results already in DIR")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="pytest-benchmark JSON output (default: DIR/results.json)")
     parser.add_argument("--max-time", type=float, default=0.25, metavar="S",
@@ -98,20 +106,48 @@ def _describe(args: argparse.Namespace) -> str:
             f"{args.max_time} s, warm-up on; epoch rounds {args.epoch_rounds}.")
 
 
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def existing_results(out_dir: Path, json_path: Path, report_only: bool) -> list[Path]:
+    """What a run would replace in ``out_dir``: the report, its plots and, unless the JSON is the
+    run's input (``--report-only``), the JSON."""
+    found = [out_dir / REPORT, out_dir / PLOT_DIR]
+    if not report_only:
+        found.append(json_path)
+    return [p for p in found if p.exists()]
+
+
+def _results_folder(out_dir: Path) -> None:
+    """Create ``out_dir``; a folder made here ignores itself in git, like a virtual environment."""
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True)
+        (out_dir / ".gitignore").write_text("# written by mlp bench\n*\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite, build the report; the exit status is pytest's (0 when all passed)."""
+    """``mlp bench``: run the suite, build the report. The exit status is pytest's (0 when all
+    passed), 2 for a bad option or a report that ``--overwrite`` would be needed to replace."""
     args = build_parser().parse_args(argv)
     out_dir = Path(args.out)
     json_path = Path(args.json) if args.json else out_dir / "results.json"
+    if not args.overwrite and (found := existing_results(out_dir, json_path, args.report_only)):
+        return _error(f"{found[0]} exists: pass --overwrite to replace it, or choose another --out")
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        return _error("the benchmarks need pytest-benchmark: pip install \"array-api-mlp[bench]\"")
+    _results_folder(out_dir)
     rc = 0
     if not args.report_only:
+        if importlib.util.find_spec("torch") is None:
+            print(f"note: PyTorch is not installed, so the report has no PyTorch peer; "
+                  f"install its CPU build with: {TORCH_CPU_INSTALL}", flush=True)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.unlink(missing_ok=True)  # never report a previous run's numbers as this one's
         cmd = pytest_command(args, json_path.resolve())
         print("running:", shlex.join(cmd), flush=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+        rc = subprocess.call(cmd, cwd=SUITE_DIR.parent)
         if rc != 0:
             print(f"pytest exited with status {rc}", file=sys.stderr)
     if not json_path.exists():
@@ -125,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     note = "\n\n".join(notes) or None
     report = build_report(json_path, out_dir, note=note)
     print(f"report: {report}")
-    print(f"plots:  {report.parent / 'plots'}")
+    print(f"plots:  {report.parent / PLOT_DIR}")
     print(f"data:   {json_path}")
     return rc
 

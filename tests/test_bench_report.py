@@ -4,21 +4,12 @@ headline with its targets, and PNG plots; ratios and FLOP counts are checked by 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if not (ROOT / "benchmarks" / "report.py").exists():
-    pytest.skip("the benchmarks folder is not part of this tree", allow_module_level=True)
-if str(ROOT) not in sys.path:  # benchmarks/ lives in the source tree, not in the wheel
-    sys.path.insert(0, str(ROOT))
-
-pytest.importorskip("matplotlib")
-
-from benchmarks import report, run, workloads  # noqa: E402
+from benchmarks import report, run, workloads
 
 SIZE, BATCH, DTYPE = "784-512-512-10", 128, "float32"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,7 +47,7 @@ def _synthetic() -> dict[str, Any]:
         _bench("epoch-peer", "torch.nn", 6.0),
     ]
     machine = {"cpu": "Test CPU 9000", "cores": 2, "python": "3.11.0",
-               "versions": {"numpy": "2.0.0"}, "date": "2030-01-01 00:00 UTC",
+               "versions": {"numpy": "2.0.0", "torch": "2.13.0"}, "date": "2030-01-01 00:00 UTC",
                "blas": [{"internal_api": "openblas", "version": "0.3", "num_threads": 2}],
                "gpu": {}}
     return {"machine_info": {"mlp": machine}, "datetime": "2030-01-01T00:00:00",
@@ -149,3 +140,60 @@ def test_runner_selection() -> None:
     options = cmd[cmd.index("--benchmark-only"):]  # after "python -m pytest DIR"
     assert options[options.index("-m") + 1] == "quick"
     assert cmd[cmd.index("--bench-backends") + 1] == "numpy,torch"
+
+
+def _without_pytorch(data: dict[str, Any]) -> dict[str, Any]:
+    """The same run on a machine without PyTorch: no peers, no torch backend, no version."""
+    data["benchmarks"] = [b for b in data["benchmarks"]
+                          if b["extra_info"]["backend"] not in ("torch", "torch.nn")]
+    data["machine_info"]["mlp"]["versions"].pop("torch", None)
+    return data
+
+
+def test_missing_pytorch_says_how_to_install_it(tmp_path: Path) -> None:
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(_without_pytorch(_synthetic())), encoding="utf-8")
+    text = report.build_report(source, tmp_path / "out").read_text(encoding="utf-8")
+    hint = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    headline = text[text.index("## Headline"):text.index("## Per step")]
+    peer_line = next(line for line in headline.splitlines() if "PyTorch peer" in line)
+    assert peer_line == ("- ≥ 1.5 × faster than the PyTorch peer: not measured — PyTorch is not "
+                         f"installed; install its CPU build with `{hint}` and rerun `mlp bench`")
+    assert "GEMM floor: **met** — 1.20× floor" in headline  # the floor target is still judged
+    per_step = text[text.index("## Per step"):]
+    assert f"No PyTorch column: PyTorch is not installed; install its CPU build with `{hint}`" \
+        in per_step
+    plots = tmp_path / "out" / "plots"
+    assert not (plots / "ratio_pytorch.png").exists()  # nothing to compare with
+    assert (plots / "epoch.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_peer_left_out_with_pytorch_installed_says_so() -> None:
+    data = _synthetic()
+    data["benchmarks"] = [b for b in data["benchmarks"]
+                          if b["extra_info"]["kind"] != "epoch-peer"]
+    _, epochs = report.summarize(data)
+    text = report.epoch_section(epochs, {}, torch_version="2.13.0")
+    assert ("faster than the PyTorch peer: not measured — the PyTorch peer (torch 2.13.0) was not "
+            "part of this run") in text
+
+
+def test_a_stale_plot_is_removed(tmp_path: Path) -> None:
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(_synthetic()), encoding="utf-8")
+    report.build_report(source, tmp_path)
+    assert (tmp_path / "plots" / "ratio_pytorch.png").exists()
+    source.write_text(json.dumps(_without_pytorch(_synthetic())), encoding="utf-8")
+    text = report.build_report(source, tmp_path).read_text(encoding="utf-8")
+    assert not (tmp_path / "plots" / "ratio_pytorch.png").exists()
+    assert "ratio_pytorch.png" not in text
+
+
+def test_runner_refuses_to_replace_a_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "REPORT.md").write_text("mine", encoding="utf-8")
+    assert run.main(["--out", str(tmp_path), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"mlp bench: error: {tmp_path / 'REPORT.md'} exists: pass --overwrite to "
+                   "replace it, or choose another --out\n")
+    assert (tmp_path / "REPORT.md").read_text(encoding="utf-8") == "mine"
+    assert run.existing_results(tmp_path / "new", tmp_path / "new" / "results.json", False) == []
