@@ -3,6 +3,10 @@
 Every backend entry imports its library or skips with the reason; CuPy carries the ``gpu``
 marker so CPU CI deselects it with ``-m "not gpu"``. Backends are session-scoped (importing
 torch is slow, and ``backends.get`` caches them anyway).
+
+``MLP_REQUIRE_BACKENDS`` (comma-separated names, e.g. ``torch`` or ``cupy``) turns "skip" into
+"fail" for those backends: the run stops at once when one of them cannot be created, and a test
+parametrised with one of them that skips anyway is reported as a failure.
 """
 
 from __future__ import annotations
@@ -34,6 +38,36 @@ LIBRARIES = {
     "cupy": "cupy",
 }
 CPU_BACKENDS = ("numpy", "array_api_strict", "torch")
+REQUIRED = tuple(n.strip() for n in os.environ.get("MLP_REQUIRE_BACKENDS", "").split(",")
+                 if n.strip())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    unknown = [n for n in REQUIRED if n not in LIBRARIES]
+    if unknown:
+        raise pytest.UsageError(f"MLP_REQUIRE_BACKENDS names unknown backend(s) {unknown}: "
+                                f"choose from {', '.join(LIBRARIES)}")
+    for name in REQUIRED:
+        try:
+            backends.get(name)
+        except BackendError as exc:
+            raise pytest.UsageError(f"MLP_REQUIRE_BACKENDS requires {name!r}: {exc}") from None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """A skip of a test parametrised with a required backend is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    callspec = getattr(item, "callspec", None)
+    if not (REQUIRED and report.skipped and callspec is not None):
+        return
+    named = [v for v in callspec.params.values() if isinstance(v, str) and v in REQUIRED]
+    if named and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"backend {named[0]!r} is required (MLP_REQUIRE_BACKENDS) but the "
+                           f"test skipped: {reason}")
 
 
 def load_backend(name: str, device: object = None) -> Backend:

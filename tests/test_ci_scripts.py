@@ -1,0 +1,79 @@
+"""The CI's own switches and scripts: required backends never skip silently, and the GPU check
+runs its CPU-side logic to a clear "no CUDA device" exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pytest(tmp_path: Path, env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """pytest in a subprocess with a broken ``torch`` first on the path."""
+    broken = tmp_path / "broken"
+    (broken / "torch").mkdir(parents=True)
+    (broken / "torch" / "__init__.py").write_text("raise ImportError('a broken torch install')\n")
+    env = {**os.environ, "PYTHONPATH": str(broken), **env_extra}
+    env.pop("MLP_REQUIRE_BACKENDS", None)
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_broken_optional_backend_only_skips_when_not_required(tmp_path: Path) -> None:
+    run = _pytest(tmp_path, {}, "tests/test_losses.py", "-k", "torch", "-rs")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "skipped" in run.stdout and "backend 'torch' needs" in run.stdout
+
+
+def test_a_required_backend_that_cannot_import_fails_the_run(tmp_path: Path) -> None:
+    run = _pytest(tmp_path, {"MLP_REQUIRE_BACKENDS": "torch"}, "tests/test_losses.py",
+                  "-k", "torch")
+    assert run.returncode != 0
+    assert "MLP_REQUIRE_BACKENDS requires 'torch'" in run.stdout + run.stderr
+    assert "a broken torch install" in run.stdout + run.stderr
+
+
+def test_an_unknown_required_backend_is_a_usage_error(tmp_path: Path) -> None:
+    run = _pytest(tmp_path, {"MLP_REQUIRE_BACKENDS": "tensorflow"}, "tests/test_losses.py")
+    assert run.returncode != 0
+    assert "unknown backend(s) ['tensorflow']" in run.stdout + run.stderr
+
+
+def _gpu_check(cwd: Path, *args: str, env_extra: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, **(env_extra or {})}
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_gpu_check_without_a_gpu_exits_3_and_writes_under_a_relative_out(tmp_path: Path) -> None:
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("this machine has a CUDA device: the check would run the GPU steps")
+    except Exception:  # noqa: BLE001 - no CuPy, or no driver: the case under test
+        pass
+    run = _gpu_check(tmp_path, "out")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "no CUDA device" in run.stdout
+    out = tmp_path / "out"
+    assert "backends:" in (out / "info.log").read_text()
+    assert "no CUDA device" in (out / "summary.txt").read_text()
+
+
+def test_gpu_check_names_duplicate_cupy_installs(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for name in ("cupy-cuda12x", "cupy-cuda13x"):
+        info = site / f"{name.replace('-', '_')}-14.0.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 14.0.0\n")
+    run = _gpu_check(tmp_path, "out", env_extra={"PYTHONPATH": str(site)})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "several CuPy distributions are installed (cupy-cuda12x, cupy-cuda13x)" in run.stdout
