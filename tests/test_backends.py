@@ -3,6 +3,13 @@ numbers, and the array operations (portable and in place)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -270,3 +277,92 @@ def test_every_override_keeps_the_generic_signature(cls):
         assert all(p.annotation is not inspect.Parameter.empty
                    for p in mine.parameters.values() if p.name != "self"), name
         assert mine.return_annotation is not inspect.Signature.empty, name
+
+
+# --- the compiled kernels' cache ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: One Adam step of a small model on the NumPy backend (compiling the Numba loops if present).
+TRAIN_STEP = """
+import numpy as np, mlp
+from backends import compiled
+model = mlp.MLP([6, 5, 3], seed=0)
+x = np.random.default_rng(0).random((8, 6)).astype(np.float32)
+loss = model.train_step(x, np.arange(8) % 3)
+assert np.isfinite(float(loss)), loss
+print("kernels", model.backend.ops.kernels is not None, "cache", compiled.cache_dir())
+"""
+
+
+def _numba_files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc")} if folder.exists() \
+        else set()
+
+
+def _env(**changes: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(changes)
+    return env
+
+
+def test_kernels_run_uncached_when_no_cache_folder_is_writable(tmp_path):
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    unwritable = "/dev/null/nowhere"  # below a file: no process, root included, can create it
+    before = _numba_files(ROOT / "backends")
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
+                            env=_env(HOME=unwritable, XDG_CACHE_HOME=unwritable), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kernels", "True", "cache", "None"]
+    assert _numba_files(ROOT / "backends") == before  # nothing beside the sources
+
+
+def test_kernels_cache_into_the_user_cache_folder(tmp_path):
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    before = _numba_files(ROOT / "backends")
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
+                            env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cached = _numba_files(tmp_path / "cache")
+    assert cached and all("array-api-mlp" in p.parts for p in cached), cached
+    assert _numba_files(ROOT / "backends") == before
+
+
+def test_install_train_then_reinstall_editable_keeps_working(tmp_path):
+    """Install the package (not editable), train a step, reinstall it editable, run ``mlp
+    info``: the first install's compiled-kernel cache must not shadow the editable sources."""
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".ci-venv", ".nox", "build", "dist", "*.egg-info", "__pycache__",
+        ".pytest_cache", ".hypothesis", ".benchmarks", ".ruff_cache", "runs"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    # The dependencies come from this environment; the package itself is installed anew.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = _env(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def pip_install(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                        "--no-deps", "--no-build-isolation", "--no-index", *args],
+                       check=True, capture_output=True, env=env, cwd=tmp_path)
+
+    pip_install(str(src))
+    step = subprocess.run([str(python), "-c", TRAIN_STEP], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert step.returncode == 0, step.stderr
+    assert "kernels True" in step.stdout
+    assert not _numba_files(site / "backends"), "the kernel cache went into site-packages"
+
+    pip_install("-e", str(src))
+    info = subprocess.run([str(venv / "bin" / "mlp"), "info"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "numpy" in info.stdout
+    where = subprocess.run([str(python), "-c", "import backends; print(backends.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    assert Path(where.stdout.strip()).is_relative_to(src)
