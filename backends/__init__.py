@@ -1,8 +1,12 @@
 """The edge between the MLP math and a concrete array library.
 
 ``backends.get(name, device)`` returns a :class:`Backend`: the library's array-API namespace,
-its device, array creation and transfer, seeded random numbers, synchronisation and optional
-in-place kernels. Nothing here knows about neural networks.
+its device, array creation and host transfer, seeded random numbers, synchronisation, thread
+limits, and its operations (:mod:`backends.ops`). Everything that names a concrete library lives
+here. The operations are the few kernels the network's hot loop needs — matrix products, bias
+add, ReLU and its gradient, row gather, pixel conversion and the SGD/Adam updates — written
+once portably and, where a library allows, in place (NumPy ``out=``, Numba loops, CuPy fused
+kernels) with the same numbers. Layers, losses and models live in :mod:`mlp`.
 """
 
 from __future__ import annotations
@@ -15,18 +19,22 @@ from .ops import GenericOps
 from .registry import FACTORIES, INSTALL_HINT
 
 NAMES = tuple(FACTORIES)
+DEFAULT = "numpy"
 
 _cache: dict[tuple[str, str], Backend] = {}
 
 
-def get(name: str | Backend = "numpy", device: Any = None) -> Backend:
-    """The backend ``name`` on ``device`` (``None``: the library's default device).
+def get(name: str | Backend | None = None, device: Any = None) -> Backend:
+    """The backend ``name`` (``None``: :data:`DEFAULT`) on ``device`` (``None``: the library's
+    default device).
 
     Raises:
         BackendError: unknown name, library not installed, or no such device.
     """
     if isinstance(name, Backend):
         return name
+    if name is None:
+        name = DEFAULT
     if name not in FACTORIES:
         raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(NAMES)}")
     key = (name, repr(device))
@@ -57,4 +65,6 @@ def available() -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available", "get"]
+__all__ = [
+    "DEFAULT", "DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available", "get",
+]

@@ -21,6 +21,8 @@ class Backend:
         xp: the array-API namespace (via ``array_api_compat`` where the library needs it).
         device: the device arrays are created on.
         ops: array operations, in-place where the library allows (:mod:`backends.ops`).
+        is_host: arrays live in host memory, so reading a scalar back costs no device
+            synchronisation (NumPy, array-api-strict, PyTorch on CPU).
     """
 
     def __init__(
@@ -33,6 +35,8 @@ class Backend:
         to_numpy: Callable[[Array], numpy.ndarray] | None = None,
         synchronize: Callable[[], None] | None = None,
         version: str = "",
+        is_host: bool = True,
+        set_threads: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
         self.xp = xp
@@ -40,11 +44,28 @@ class Backend:
         self.ops = ops
         self.dtypes = dtypes
         self.version = version
+        self.is_host = is_host
         self._to_numpy = to_numpy
         self._synchronize = synchronize
+        self._set_threads = set_threads
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
+
+    def with_ops(self, ops: GenericOps) -> Backend:
+        """The same library and device with other operations, e.g. ``GenericOps`` for the
+        portable path on an in-place library."""
+        return Backend(self.name, self.xp, self.device, ops, self.dtypes, self._to_numpy,
+                       self._synchronize, self.version, self.is_host, self._set_threads)
+
+    def set_threads(self, n: int) -> None:
+        """Use at most ``n`` CPU threads for the library's math (BLAS/OpenMP pools, and the
+        library's own pool where it has one)."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(n))
+        if self._set_threads is not None:
+            self._set_threads(int(n))
 
     # --- dtypes ------------------------------------------------------------------------
 
@@ -70,12 +91,14 @@ class Backend:
 
     # --- arrays --------------------------------------------------------------------------
 
-    def asarray(self, host: Any, dtype: Any = None) -> Array:
-        """Copy host data (NumPy array or nested lists) onto this backend's device.
+    def asarray(self, host: Any, dtype: Any = None, copy: bool = False) -> Array:
+        """Host data (NumPy array or nested lists) on this backend's device.
 
-        ``dtype`` is a name, a dtype of this library, or ``None`` to keep the host dtype.
+        ``dtype`` is a name, a dtype of this library, or ``None`` to keep the host dtype. On a
+        host backend the result may share memory with ``host``; ``copy=True`` guarantees a
+        fresh, writable, C-contiguous array (one the in-place kernels may write into).
         """
-        host = numpy.asarray(host)
+        host = numpy.array(host, order="C", copy=True) if copy else numpy.asarray(host)
         if dtype is not None:
             dtype = self.dtype(dtype) if isinstance(dtype, str) else dtype
             # Cast floats on the host: the device may not have the host's dtype (float64).
@@ -95,12 +118,13 @@ class Backend:
             return self._to_numpy(x)
         return numpy.asarray(x)
 
+    def to_host_copy(self, x: Array) -> numpy.ndarray:
+        """A host NumPy array of ``x`` that the caller owns: writable, C-contiguous and
+        sharing no memory with ``x``."""
+        return numpy.array(self.to_numpy(x), order="C", copy=True)
+
     def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
         return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
-
-    def arange(self, n: int) -> Array:
-        """``0 .. n-1`` as the library's default integer type on this device."""
-        return self.xp.arange(n, device=self.device)
 
     # --- random numbers ------------------------------------------------------------------
 
@@ -115,10 +139,6 @@ class Backend:
         """Normal(0, std²) samples, drawn in float64 on the host then cast, so identical
         across backends (bit-identical in float64)."""
         return self.asarray(rng.standard_normal(shape) * std, dtype)
-
-    def uniform(self, rng: numpy.random.Generator, shape: tuple[int, ...], dtype: Any) -> Array:
-        """Uniform [0, 1) samples drawn on the host in float64, then cast."""
-        return self.asarray(rng.random(shape), dtype)
 
     def permutation(self, rng: numpy.random.Generator, n: int) -> numpy.ndarray:
         """A host permutation of ``0..n-1`` (int64)."""

@@ -6,14 +6,36 @@ costing a third of the matrix products and a tenth. They evaluate the same expre
 same order and precision as :class:`backends.ops.GenericOps` (Numba does not contract
 ``a * b + c`` into fused multiply-adds unless asked), so they give the same numbers; the tests
 compare them. Without Numba (``pip install "array-api-mlp[fast]"``) ``available()`` is false
-and the NumPy backend uses its chunked ``out=`` code instead.
+and the NumPy backend uses the portable update.
+
+Numba's on-disk cache of the compiled code goes to a per-user folder (``$NUMBA_CACHE_DIR`` when
+set, else ``numba`` in the package's user cache folder), never next to the installed sources;
+when no such folder is writable the kernels are compiled without a cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
-from typing import Any
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+APP_NAME = "array-api-mlp"
+
+
+class Kernels(NamedTuple):
+    """The compiled loops; both update their array arguments in place.
+
+    ``adam(p, g, m, v, *AdamConstants)`` and
+    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``.
+    """
+
+    adam: Any
+    sgd: Any
 
 
 def available() -> bool:
@@ -21,12 +43,42 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def _build() -> tuple[Any, Any]:
+def cache_dir() -> Path | None:
+    """The writable folder for Numba's cache, or ``None`` when there is none."""
+    chosen = os.environ.get("NUMBA_CACHE_DIR")
+    if not chosen:
+        import pooch
+
+        chosen = str(pooch.os_cache(APP_NAME) / "numba")
+    path = Path(chosen)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return None
+    return path
+
+
+@contextlib.contextmanager
+def _cache_into(folder: Path) -> Iterator[None]:
+    """Point Numba's user-provided cache locator at ``folder`` while functions are decorated
+    (the locator reads the setting once, when ``njit(cache=True)`` is applied)."""
+    from numba.core import config
+
+    saved = config.CACHE_DIR
+    config.CACHE_DIR = str(folder)
+    try:
+        yield
+    finally:
+        config.CACHE_DIR = saved
+
+
+def _build() -> Kernels:
     import numba
 
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    folder = cache_dir()
+    jit = numba.njit(cache=folder is not None, nogil=True, error_model="numpy")
 
-    @jit
     def adam(p, g, m, v, l2, b1, c1, b2, c2, eps_hat, step_size, shrink):  # pragma: no cover
         for i in range(p.shape[0]):
             gi = g[i]
@@ -41,7 +93,6 @@ def _build() -> tuple[Any, Any]:
                 pi = pi * shrink
             p[i] = pi - step_size * (mi / (math.sqrt(vi) + eps_hat))
 
-    @jit
     def sgd(p, g, vel, lr, momentum, nesterov, wd, first):  # pragma: no cover
         for i in range(p.shape[0]):
             gi = g[i]
@@ -54,14 +105,15 @@ def _build() -> tuple[Any, Any]:
                 step = gi + momentum * vi if nesterov else vi
             p[i] = p[i] - lr * step
 
-    return adam, sgd
+    with _cache_into(folder) if folder is not None else contextlib.nullcontext():
+        return Kernels(adam=jit(adam), sgd=jit(sgd))
 
 
-_kernels: tuple[Any, Any] | None = None
+_kernels: Kernels | None = None
 
 
-def kernels() -> tuple[Any, Any]:
-    """``(adam, sgd)`` compiled loops (compiled on first use, cached on disk by Numba)."""
+def kernels() -> Kernels:
+    """The compiled loops (compiled on first use; cached on disk where a folder allows)."""
     global _kernels
     if _kernels is None:
         _kernels = _build()

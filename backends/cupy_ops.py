@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from .inplace_ops import InplaceOps
-from .ops import adam_constants
+from .ops import AdamConstants, Array
 
 _NO_FMA = ("--fmad=false",)
 
 
 class CupyOps(InplaceOps):
+    """``InplaceOps`` on one CUDA device, with the optimizer updates as fused kernels."""
+
     def __init__(self, xp: Any, cupy: Any, device: Any) -> None:
-        super().__init__(xp, cupy, device, threads=1)
+        super().__init__(xp, cupy, device)
         self._adam = cupy.ElementwiseKernel(
             "T g, T l2, T b1, T c1, T b2, T c2, T eps_hat, T step_size, T shrink",
             "T p, T m, T v",
@@ -48,19 +50,40 @@ class CupyOps(InplaceOps):
             options=_NO_FMA,
         )
 
-    def buffer(self, shape: tuple[int, ...], dtype: Any) -> Any:
+    def buffer(self, shape: tuple[int, ...], dtype: Any) -> Array | None:
         with self.device:
             return self.np.empty(shape, dtype=dtype)
 
-    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    def adam_update(
+        self,
+        p: Array,
+        g: Array,
+        m: Array,
+        v: Array,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        step: int,
+        weight_decay: float,
+        decoupled: bool,
+    ) -> tuple[Array, Array, Array]:
         dt = p.dtype.type
-        k = adam_constants(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
         with self.device:
-            self._adam(g, *(dt(k[name]) for name in (
-                "l2", "beta1", "c1", "beta2", "c2", "eps_hat", "step_size", "shrink")), p, m, v)
+            self._adam(g, *(dt(c) for c in k), p, m, v)
         return p, m, v
 
-    def sgd_update(self, p, g, velocity, lr, momentum, nesterov, weight_decay):
+    def sgd_update(
+        self,
+        p: Array,
+        g: Array,
+        velocity: Array | None,
+        lr: float,
+        momentum: float,
+        nesterov: bool,
+        weight_decay: float,
+    ) -> tuple[Array, Array | None]:
         dt = p.dtype.type
         first = bool(momentum) and velocity is None
         with self.device:

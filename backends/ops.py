@@ -8,7 +8,7 @@ give the same numbers as the generic code (the tests compare them).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 Array = Any
 
@@ -117,30 +117,41 @@ class GenericOps:
         sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass fewer.
         """
         xp = self.xp
-        k = adam_constants(lr, beta1, beta2, eps, step, weight_decay, decoupled)
-        if k["l2"]:
-            g = g + k["l2"] * p
-        m = beta1 * m + k["c1"] * g
-        v = beta2 * v + k["c2"] * (g * g)
-        denom = xp.sqrt(v) + k["eps_hat"]
-        if k["shrink"] != 1.0:
-            p = p * k["shrink"]
-        p = p - k["step_size"] * (m / denom)
+        k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        if k.l2:
+            g = g + k.l2 * p
+        m = beta1 * m + k.c1 * g
+        v = beta2 * v + k.c2 * (g * g)
+        denom = xp.sqrt(v) + k.eps_hat
+        if k.shrink != 1.0:
+            p = p * k.shrink
+        p = p - k.step_size * (m / denom)
         return p, m, v
 
 
-def adam_constants(
-    lr: float, beta1: float, beta2: float, eps: float, step: int, weight_decay: float,
-    decoupled: bool,
-) -> dict[str, float]:
-    """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` computes them:
-    ``c1 = 1-β1``, ``c2 = 1-β2``, the step size and ε of the efficient form, the L2 factor added
-    to the gradient (Adam) and the decoupled shrink factor (AdamW)."""
-    sqrt_bc2 = (1.0 - beta2**step) ** 0.5
-    return {
-        "beta1": beta1, "c1": 1.0 - beta1, "beta2": beta2, "c2": 1.0 - beta2,
-        "step_size": lr * sqrt_bc2 / (1.0 - beta1**step),
-        "eps_hat": eps * sqrt_bc2,
-        "l2": weight_decay if (weight_decay and not decoupled) else 0.0,
-        "shrink": 1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0,
-    }
+class AdamConstants(NamedTuple):
+    """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` uses them, in the
+    order the compiled and CuPy kernels take them: the L2 factor added to the gradient (Adam),
+    ``β1``, ``c1 = 1-β1``, ``β2``, ``c2 = 1-β2``, the ε and step size of the efficient form, and
+    the decoupled shrink factor (AdamW)."""
+
+    l2: float
+    beta1: float
+    c1: float
+    beta2: float
+    c2: float
+    eps_hat: float
+    step_size: float
+    shrink: float
+
+    @classmethod
+    def of(cls, lr: float, beta1: float, beta2: float, eps: float, step: int,
+           weight_decay: float, decoupled: bool) -> AdamConstants:
+        sqrt_bc2 = (1.0 - beta2**step) ** 0.5
+        return cls(
+            l2=weight_decay if (weight_decay and not decoupled) else 0.0,
+            beta1=beta1, c1=1.0 - beta1, beta2=beta2, c2=1.0 - beta2,
+            eps_hat=eps * sqrt_bc2,
+            step_size=lr * sqrt_bc2 / (1.0 - beta1**step),
+            shrink=1.0 - lr * weight_decay if (weight_decay and decoupled) else 1.0,
+        )

@@ -10,7 +10,7 @@ import numpy
 
 from .base import DTYPES, Backend
 from .errors import BackendError
-from .inplace_ops import InplaceOps, default_threads
+from .inplace_ops import InplaceOps
 from .ops import GenericOps
 
 INSTALL_HINT = {
@@ -51,7 +51,7 @@ def _numpy(device: Any) -> Backend:
         "numpy",
         xp,
         "cpu",
-        InplaceOps(xp, numpy, "cpu", threads=default_threads(), compiled=True),
+        InplaceOps(xp, numpy, "cpu", compiled=True),
         version=numpy.__version__,
     )
 
@@ -82,6 +82,7 @@ def _cupy(device: Any) -> Backend:
         to_numpy=cupy.asnumpy,
         synchronize=dev.synchronize,
         version=cupy.__version__,
+        is_host=False,
     )
 
 
@@ -135,6 +136,8 @@ def _torch(device: Any) -> Backend:
         to_numpy=to_numpy,
         synchronize=sync,
         version=torch.__version__,
+        is_host=dev.type == "cpu",
+        set_threads=torch.set_num_threads,
     )
 
 

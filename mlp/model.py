@@ -2,19 +2,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import backends
 
-from ._xp import Array
-from .layers import ACTIVATIONS, Dropout, Linear, Sequential, Softmax
-from .layers.base import Layer
+from ._xp import Array, array_namespace
+from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
 from .optimizers import Adam, Optimizer
 from .params import ParameterStore
 
 OUTPUTS = ("logits", "softmax")
+#: Inputs of dtype uint8 are pixels 0..255, scaled by this factor to [0, 1].
+PIXEL_SCALE = 1.0 / 255.0
+
+
+def default_init(activation: str) -> str:
+    """``he`` for ReLU-like activations, ``glorot`` otherwise."""
+    return "he" if activation in ("relu", "leaky_relu", "gelu") else "glorot"
+
+
+def build_layers(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    dropout: float = 0.0,
+    init: str | None = None,
+    bias: bool = True,
+    output_bias: bool | None = None,
+    output: str = "logits",
+    rng: Any = None,
+    ops: backends.GenericOps | None = None,
+) -> list[Layer]:
+    """The unbuilt layers of ``MLP(sizes, ...)`` (same arguments; see :class:`MLP`).
+
+    Each hidden layer is ``Linear -> activation [-> Dropout]``; the last is ``Linear``, then
+    ``Softmax`` when ``output="softmax"``. ``rng`` is the dropout layers' generator, ``ops``
+    the operations every layer runs on (``None``: portable code).
+
+    Raises:
+        ValueError: bad sizes, activation, init or output.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must be at least two positive widths, got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
+        )
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}: choose one of {', '.join(OUTPUTS)}")
+    init = default_init(activation) if init is None else init
+    output_bias = bias if output_bias is None else output_bias
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        layers.append(Linear(n_in, n_out, bias=bool(output_bias if last else bias), init=init,
+                             input_grad=i > 0, ops=ops))
+        if not last:
+            layers.append(ACTIVATIONS[activation](ops=ops))
+            if dropout:
+                layers.append(Dropout(float(dropout), rng=rng))
+    if output == "softmax":
+        layers.append(Softmax(ops=ops))
+    return layers
 
 
 class MLP:
@@ -33,15 +84,17 @@ class MLP:
             ``he`` for ReLU-like activations, ``glorot`` otherwise.
         bias, output_bias: biases on the hidden layers and on the output layer.
         loss, optimizer: defaults :class:`SoftmaxCrossEntropy` and ``Adam(1e-3)``.
-        backend, device: where the arrays live (see :func:`backends.get`).
+        backend, device: where the arrays live (see :func:`backends.get`; default NumPy).
         dtype: ``"float32"`` or ``"float64"``; parameters, activations and gradients all use it.
         seed: seeds parameter initialisation and dropout; same seed ⇒ same initial weights on
             every backend.
         fast: use the backend's in-place kernels where it has them (``False``: the portable
             array-API code everywhere, for comparison).
 
-    Inputs are ``(N, sizes[0])`` arrays of ``dtype`` on the model's device; labels are
-    ``(N,)`` integers or ``(N, C)`` target rows.
+    Inputs of :meth:`forward`, :meth:`train_step` and :meth:`evaluate` are ``(N, sizes[0])``
+    arrays of ``dtype`` on the model's device; labels are ``(N,)`` integers or ``(N, C)``
+    target rows. :meth:`fit`, :meth:`predict` and :meth:`predict_proba` also take host NumPy
+    arrays, and uint8 pixels (scaled by 1/255).
     """
 
     def __init__(
@@ -55,60 +108,44 @@ class MLP:
         output: str = "logits",
         loss: Loss | None = None,
         optimizer: Optimizer | None = None,
-        backend: str | backends.Backend = "numpy",
+        backend: str | backends.Backend | None = None,
         device: Any = None,
         dtype: str = "float32",
         seed: int | None = 0,
         fast: bool = True,
     ) -> None:
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must be at least two positive widths, got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
-            )
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown output {output!r}: choose one of {', '.join(OUTPUTS)}")
-        if init is None:
-            init = "he" if activation in ("relu", "leaky_relu", "gelu") else "glorot"
-        self.sizes, self.activation, self.init = sizes, activation, init
+        backend = backends.get(backend, device)
+        if not fast:
+            backend = backend.with_ops(backends.GenericOps(backend.xp, backend.device))
+        self.backend = backend
+        self.dtype = backend.dtype(dtype)
+        self.dtype_name = backend.dtype_name(self.dtype)
+        self.xp = backend.xp
+        self.rng = backend.rng(seed)
+        layers = build_layers(sizes, activation, dropout, init, bias, output_bias, output,
+                              rng=self.rng, ops=backend.ops)
+        self.sizes = [int(s) for s in sizes]
+        self.activation = activation
+        self.init = default_init(activation) if init is None else init
         self.dropout = float(dropout)
         self.bias = bool(bias)
         self.output_bias = self.bias if output_bias is None else bool(output_bias)
         self.output = output
         self.seed = seed
 
-        self.backend = backends.get(backend, device)
-        self.dtype = self.backend.dtype(dtype)
-        self.dtype_name = self.backend.dtype_name(self.dtype)
-        self.xp = self.backend.xp
-        self.rng = self.backend.rng(seed)
-        self.ops = self.backend.ops if fast else backends.GenericOps(self.xp, self.backend.device)
-        if not fast:
-            self.backend = _with_ops(self.backend, self.ops)
-
-        layers: list[Layer] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            last = i == len(sizes) - 2
-            layers.append(Linear(n_in, n_out, bias=self.output_bias if last else self.bias,
-                                 init=init, input_grad=i > 0))
-            if not last:
-                layers.append(ACTIVATIONS[activation]())
-                if self.dropout:
-                    layers.append(Dropout(self.dropout, rng=self.rng))
-        if output == "softmax":
-            layers.append(Softmax())
-        for layer in layers:
-            layer.ops = self.ops
         self.layers = Sequential(layers)
-        self.store = ParameterStore(layers, self.backend, self.dtype)
+        self.store = ParameterStore(layers, backend, self.dtype)
         self.store.initialize(self.rng)
 
         self.loss = loss if loss is not None else SoftmaxCrossEntropy()
         self.optimizer = optimizer if optimizer is not None else Adam()
         self.optimizer.bind(self.store)
         self.last_output: Array | None = None
+
+    @property
+    def ops(self) -> backends.GenericOps:
+        """The operations the model runs on: ``self.backend.ops``."""
+        return self.backend.ops
 
     # --- description -------------------------------------------------------------------
 
@@ -130,7 +167,7 @@ class MLP:
         The result is the caller's to keep (a copy where layers reuse buffers).
         """
         y = self.layers.forward(self._check_input(x), train=train)
-        return self.xp.asarray(y, copy=True) if self.ops.inplace else y
+        return self.xp.asarray(y, copy=True) if self.backend.ops.inplace else y
 
     def backward(self, grad_out: Array) -> None:
         """Back-propagate ``d loss / d output`` from the last :meth:`forward`, filling every
@@ -157,14 +194,96 @@ class MLP:
         self.layers.backward(self.loss.backward())
         return loss, self.layers.named_grads()
 
-    def predict(self, x: Array, batch_size: int = 4096) -> Array:
-        """Predicted class indices ``(N,)`` on the device."""
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 1,
+        batch_size: int = 128,
+        validation: tuple[Any, Any] | None = None,
+        callbacks: Sequence[Callable[[dict[str, Any]], None]] | None = None,
+        seed: int | None = 0,
+        progress: Callable[..., Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train for ``epochs`` on shuffled mini-batches with the :class:`~mlp.train.Trainer`
+        the command line uses; returns one metrics dict per epoch (``epoch``, ``train_loss``,
+        ``train_acc``, ``seconds``, ``samples_per_s``, ``lr``, and with ``validation``
+        ``test_loss``/``test_acc``).
+
+        Args:
+            x: ``(N, sizes[0])`` inputs, host NumPy or on the model's device: uint8 pixels
+                (scaled by 1/255 batch by batch, the set itself stays uint8) or floats (cast
+                to the model dtype, otherwise used as they are).
+            y: ``(N,)`` integer class labels.
+            validation: ``(x, y)`` evaluated after every epoch.
+            callbacks: each called with the epoch's metrics dict after every epoch.
+            seed: seeds the shuffling.
+            progress: a progress-bar factory (see :class:`~mlp.train.Trainer`), e.g. tqdm.
+
+        Raises:
+            mlp.errors.TrainingError: the loss became NaN or infinite.
+        """
+        from .train import DeviceData, Trainer
+
+        hooks = list(callbacks or [])
+
+        def on_epoch(metrics: dict[str, Any]) -> None:
+            for hook in hooks:
+                hook(metrics)
+
+        test = DeviceData(self, *validation) if validation is not None else None
+        trainer = Trainer(self, DeviceData(self, x, y), test, batch_size=batch_size,
+                          epochs=epochs, seed=seed, on_epoch=on_epoch, progress=progress)
+        return trainer.fit()
+
+    def predict(self, x: Any, batch_size: int = 4096) -> Array:
+        """Predicted class indices ``(N,)`` on the device (inputs as for :meth:`fit`)."""
         xp = self.xp
-        n = x.shape[0]
-        self._check_input(x)
-        parts = [xp.argmax(self.layers.forward(x[i : min(i + batch_size, n), ...]), axis=1)
-                 for i in range(0, n, batch_size)]
+        parts = [xp.argmax(out, axis=1) for out in self._outputs(x, batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
+
+    def predict_proba(self, x: Any, batch_size: int = 4096) -> Array:
+        """Class probabilities ``(N, C)`` in the model dtype on the device (rows sum to 1;
+        inputs as for :meth:`fit`)."""
+        xp = self.xp
+        parts = [xp.asarray(out, copy=True) if self.output == "softmax"
+                 else xp.exp(log_softmax(out, xp)) for out in self._outputs(x, batch_size)]
+        return xp.concat(parts) if len(parts) > 1 else parts[0]
+
+    def to_device(self, x: Any) -> Array:
+        """``x`` as an array of the model's library: its own arrays pass through, host data
+        (NumPy arrays, lists) is copied onto its device."""
+        try:
+            if array_namespace(x) is self.xp:
+                return x
+        except TypeError:
+            pass
+        return self.backend.asarray(x)
+
+    def input_scale(self, dtype: Any) -> float:
+        """The factor turning inputs of ``dtype`` into features: 1/255 for uint8 pixels, 1
+        for floating point.
+
+        Raises:
+            TypeError: any other dtype.
+        """
+        xp = self.xp
+        if dtype == xp.uint8:
+            return PIXEL_SCALE
+        if xp.isdtype(dtype, "real floating"):
+            return 1.0
+        raise TypeError(f"inputs must be uint8 pixels or floating point, not {dtype}")
+
+    def _outputs(self, x: Any, batch_size: int) -> Iterator[Array]:
+        """The network's outputs on ``x``, batch by batch (each valid until the next)."""
+        x = self.to_device(x)
+        scale = None if x.dtype == self.dtype else self.input_scale(x.dtype)
+        n = x.shape[0]
+        for i in range(0, n, batch_size):
+            xb = x[i : min(i + batch_size, n), ...]
+            if scale is not None:
+                xb = self.backend.ops.to_float(xb, scale, self.dtype)
+            yield self.layers.forward(self._check_input(xb))
 
     def evaluate(
         self, x: Array, y: Array, batch_size: int = 4096, scale: float | None = None
@@ -182,7 +301,7 @@ class MLP:
             stop = min(i + batch_size, n)  # the standard has no slices past the end
             xb, yb = x[i:stop, ...], y[i:stop]
             if scale is not None:
-                xb = self.ops.to_float(xb, scale, self.dtype)
+                xb = self.backend.ops.to_float(xb, scale, self.dtype)
             out = self.layers.forward(self._check_input(xb))
             total_loss = total_loss + self.loss.forward(out, yb) * self.loss_weight(xb.shape[0])
             correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
@@ -223,9 +342,8 @@ class MLP:
         self.store.from_host(arrays)
 
 
-def _with_ops(backend: backends.Backend, ops: Any) -> backends.Backend:
-    """A copy of ``backend`` that uses ``ops`` (the portable path on an in-place library)."""
-    clone = object.__new__(type(backend))
-    clone.__dict__.update(backend.__dict__)
-    clone.ops = ops
-    return clone
+def parameter_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter of ``MLP(**config)``, without allocating arrays."""
+    layers = build_layers(**{k: v for k, v in config.items() if k != "dtype"})
+    return {f"{i}.{key}": shape for i, layer in enumerate(layers)
+            for key, shape in layer.param_shapes().items()}

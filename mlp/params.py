@@ -2,9 +2,11 @@
 
 The optimizer updates the whole model with a few vector operations on ``flat`` / ``grad``;
 checkpoints read and write the same names. On backends that update in place the layers'
-``params``/``grads`` entries stay views of the buffers; on the portable path the optimizer
-returns a new flat vector and :meth:`ParameterStore.set_flat` re-slices the views, while the
-gradient vector is gathered from the layers' fresh gradient arrays.
+``params``/``grads`` entries are views of the buffers: a layer computes its gradient straight
+into the view (``out=``), or assigns another array, which :meth:`ParameterStore.flat_grad`
+copies into the view. On the portable path the optimizer returns a new flat vector and
+:meth:`ParameterStore.set_flat` re-slices the views, while the gradient vector is gathered from
+the layers' gradient arrays.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ class ParameterStore:
         self.shapes = {slot[0]: slot[5] for slot in self._slots}
         self.flat: Array = self.xp.zeros((self.size,), dtype=self.dtype, device=backend.device)
         self.grad: Array | None = None
+        self._grad_views: dict[str, Array] = {}
         if self.inplace:
             self.grad = self.xp.zeros((self.size,), dtype=self.dtype, device=backend.device)
+            self._grad_views = self._views(self.grad)
         self.set_flat(self.flat)
 
     def _views(self, flat: Array) -> dict[str, Array]:
@@ -56,23 +60,30 @@ class ParameterStore:
         views = self._views(flat)
         for name, layer, key, *_ in self._slots:
             layer.params[key] = views[name]
-        if self.grad is not None:
-            grads = self._views(self.grad)
-            for name, layer, key, *_ in self._slots:
-                layer.grads[key] = grads[name]
+            if name in self._grad_views:
+                layer.grads[key] = self._grad_views[name]
 
     def flat_grad(self) -> Array:
-        """The ``(size,)`` gradient vector of the last backward pass."""
-        if self.grad is not None:
-            return self.grad
+        """The ``(size,)`` gradient vector of the last backward pass.
+
+        Raises:
+            RuntimeError: a parameter has no gradient, or one of the wrong shape.
+        """
         xp = self.xp
         parts = []
-        for name, layer, key, *_ in self._slots:
+        for name, layer, key, _, _, shape in self._slots:
             g = layer.grads.get(key)
             if g is None:
                 raise RuntimeError(f"no gradient for {name}: call backward before the update")
-            parts.append(xp.reshape(g, (-1,)))
-        return xp.concat(parts)
+            if tuple(g.shape) != shape:
+                raise RuntimeError(f"gradient of {name} has shape {tuple(g.shape)}, "
+                                   f"expected {shape}")
+            if self.grad is None:
+                parts.append(xp.reshape(g, (-1,)))
+            elif g is not self._grad_views[name]:
+                self._grad_views[name][...] = g  # a layer assigned another array: take it in
+                layer.grads[key] = self._grad_views[name]
+        return self.grad if self.grad is not None else xp.concat(parts)
 
     def named(self) -> dict[str, Array]:
         """Parameter name -> array (views into ``flat``)."""
@@ -97,8 +108,7 @@ class ParameterStore:
 
     def to_host(self) -> dict[str, Any]:
         """Name -> host NumPy copy of each parameter."""
-        to_numpy = self.backend.to_numpy
-        return {name: to_numpy(view).copy() for name, view in self.named().items()}
+        return {name: self.backend.to_host_copy(view) for name, view in self.named().items()}
 
     def from_host(self, arrays: dict[str, Any]) -> None:
         """Load name -> host array (exact names and shapes required; dtype is converted)."""

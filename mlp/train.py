@@ -1,10 +1,11 @@
-"""The training loop: shuffled mini-batches from a uint8 dataset on the device, per-epoch
-metrics, a stop flag checked after every step, and a state that resumes exactly.
+"""The training loop: shuffled mini-batches from a dataset on the device, per-epoch metrics, a
+stop flag checked after every step, and a state that resumes exactly.
 
-Images stay uint8 on the device; each batch is gathered and converted to the model dtype in
-reusable buffers. Shuffling draws a permutation per epoch from its own seeded host generator,
-whose state at the start of the epoch is part of :class:`TrainState`, so an interrupted run
-resumes on the very batch where it stopped with bit-identical results.
+Images stay as they are on the device (uint8 pixels are not copied to floats as a whole);
+each batch is gathered and converted to the model dtype in reusable buffers. Shuffling draws
+a permutation per epoch from its own seeded host generator, whose state at the start of the
+epoch is part of :class:`TrainState`, so an interrupted run resumes on the very batch where it
+stopped with bit-identical results.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 from backends.ops import Buffers
 
 from ._xp import Array
-from .errors import TrainingError
-from .model import MLP
 
-PIXEL_SCALE = 1.0 / 255.0
+__all__ = ["PIXEL_SCALE", "DeviceData", "StopRequested", "TrainState", "Trainer"]
+from .errors import TrainingError
+from .model import MLP, PIXEL_SCALE
 
 
 @dataclass
@@ -56,13 +57,28 @@ class StopRequested(Exception):
 
 
 class DeviceData:
-    """A uint8 image set ``(N, D)`` and int64 labels ``(N,)`` placed on the model's device."""
+    """Inputs ``(N, D)`` and integer labels ``(N,)`` on the model's device.
+
+    ``x`` keeps its dtype: uint8 pixels, or floats; ``scale`` is the factor that turns a batch
+    into features (1/255 for pixels, see :meth:`MLP.input_scale`).
+
+    Raises:
+        ValueError: shapes that do not fit the model or each other.
+        TypeError: inputs that are neither uint8 nor floating point, or labels not integers.
+    """
 
     def __init__(self, model: MLP, images: Any, labels: Any) -> None:
-        backend = model.backend
-        self.x = backend.asarray(images)
-        self.y = backend.asarray(labels, None)
-        self.n = int(images.shape[0])
+        self.x = model.to_device(images)
+        self.y = model.to_device(labels)
+        self.n = int(self.x.shape[0])
+        if self.x.ndim != 2 or self.x.shape[1] != model.sizes[0]:
+            raise ValueError(f"expected inputs of shape (N, {model.sizes[0]}), "
+                             f"got {tuple(self.x.shape)}")
+        if tuple(self.y.shape) != (self.n,):
+            raise ValueError(f"expected labels of shape ({self.n},), got {tuple(self.y.shape)}")
+        if not model.xp.isdtype(self.y.dtype, "integral"):
+            raise TypeError(f"labels must be integer class indices, not {self.y.dtype}")
+        self.scale = model.input_scale(self.x.dtype)
 
 
 class Trainer:
@@ -103,23 +119,22 @@ class Trainer:
         self.progress = progress
         self.should_stop = should_stop or (lambda: False)
         self._buffers = Buffers()
-        on_cpu = str(model.backend.device).startswith(("cpu", "CPU")) or model.backend.name in (
-            "numpy", "array_api_strict")
-        # Each finiteness check reads the loss on the host: every step on CPUs, sparsely on GPUs.
-        self.check_every = 1 if on_cpu else 50
+        # Each finiteness check reads the loss on the host: every step where arrays live on the
+        # host (it costs nothing there), sparsely on accelerators (each read synchronises).
+        self.check_every = 1 if model.backend.is_host else 50
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train.n / self.batch_size)
 
     def _batch(self, perm: Array, b: int) -> tuple[Array, Array]:
-        model, ops = self.model, self.model.ops
+        model, ops = self.model, self.model.backend.ops
         idx = perm[b * self.batch_size : min((b + 1) * self.batch_size, self.train.n)]
         n = idx.shape[0]
         x, y, buffers = self.train.x, self.train.y, self._buffers
         rows = (n, x.shape[1])
         raw = ops.take_rows(x, idx, out=buffers.get(ops, "raw", rows, x.dtype))
-        xb = ops.to_float(raw, PIXEL_SCALE, model.dtype,
+        xb = ops.to_float(raw, self.train.scale, model.dtype,
                           out=buffers.get(ops, "x", rows, model.dtype))
         yb = ops.take_rows(y, idx, out=buffers.get(ops, "y", (n,), y.dtype))
         return xb, yb
@@ -149,7 +164,7 @@ class Trainer:
                 "lr": model.optimizer.current_lr,
             }
             if self.test is not None:
-                result = model.evaluate(self.test.x, self.test.y, scale=PIXEL_SCALE)
+                result = model.evaluate(self.test.x, self.test.y, scale=self.test.scale)
                 metrics["test_loss"], metrics["test_acc"] = result["loss"], result["accuracy"]
             st.history.append(metrics)
             st.epoch += 1

@@ -90,6 +90,12 @@ def load_backend(name: str, device: object = None) -> Backend:
     return b
 
 
+@pytest.fixture(scope="session")
+def get_backend() -> Callable[..., Backend]:
+    """``load_backend`` (a fixture so test modules need not import conftest)."""
+    return load_backend
+
+
 @pytest.fixture(
     scope="session",
     params=[*CPU_BACKENDS, pytest.param("cupy", marks=pytest.mark.gpu)],

@@ -3,11 +3,19 @@ numbers, and the array operations (portable and in place)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import backends
 from backends import Backend, BackendError, GenericOps
+from backends.cupy_ops import CupyOps
 from backends.inplace_ops import InplaceOps
 from backends.registry import INSTALL_HINT, _import
 
@@ -98,7 +106,6 @@ def test_asarray_round_trip(backend):
                                   [[1.5, 2.5]])
     labels = backend.asarray(np.array([3, 1, 2]))
     np.testing.assert_array_equal(backend.to_numpy(labels), [3, 1, 2])
-    np.testing.assert_array_equal(backend.to_numpy(backend.arange(4)), [0, 1, 2, 3])
     f32 = backend.asarray(host, "float32")
     assert f32.dtype == backend.dtype("float32")
     np.testing.assert_array_equal(backend.to_numpy(f32), host.astype(np.float32))
@@ -108,15 +115,11 @@ def test_asarray_round_trip(backend):
 def test_random_numbers_are_the_same_on_every_backend(backend, numpy_backend):
     dtype = backend.dtypes[-1]
     ref_normal = numpy_backend.normal(numpy_backend.rng(5), (4, 3), 0.5, dtype)
-    ref_uniform = numpy_backend.uniform(numpy_backend.rng(6), (7,), dtype)
     np.testing.assert_array_equal(backend.to_numpy(backend.normal(backend.rng(5), (4, 3), 0.5,
                                                                   dtype)), ref_normal)
     # The host generator's float64 draws, scaled then cast: exactly numpy's numbers.
     expected = (np.random.default_rng(5).standard_normal((4, 3)) * 0.5).astype(dtype)
     np.testing.assert_array_equal(ref_normal, expected)
-    uniform = backend.to_numpy(backend.uniform(backend.rng(6), (7,), dtype))
-    np.testing.assert_array_equal(uniform, ref_uniform)
-    assert np.all((uniform >= 0) & (uniform < 1))
     assert np.std(numpy_backend.to_numpy(
         numpy_backend.normal(numpy_backend.rng(0), (20000,), 0.5, "float64"))) == pytest.approx(
             0.5, rel=0.02)
@@ -203,3 +206,163 @@ def test_custom_backend_object_is_usable():
     with pytest.raises(BackendError, match="float32"):
         b.dtype("float32")
     np.testing.assert_array_equal(b.to_numpy(b.zeros((2,), "float64")), [0.0, 0.0])
+
+
+def test_host_copies_are_the_callers(backend):
+    x = backend.asarray(np.arange(6, dtype=np.float64).reshape(2, 3) / 4, backend.dtypes[-1])
+    copy = backend.to_host_copy(x)
+    assert isinstance(copy, np.ndarray) and copy.flags.writeable and copy.flags.c_contiguous
+    copy[...] = -1.0
+    assert float(backend.to_numpy(x)[0, 1]) == 0.25  # the device array did not change
+
+
+def test_asarray_copy_gives_a_fresh_writable_array(numpy_backend):
+    host = np.arange(6, dtype=np.float32).reshape(3, 2).T
+    host.flags.writeable = False
+    x = numpy_backend.asarray(host, "float32", copy=True)
+    assert x.flags.writeable and x.flags.c_contiguous and not np.shares_memory(x, host)
+    np.testing.assert_array_equal(x, host)
+    same = np.ones(3, dtype=np.float32)
+    assert numpy_backend.asarray(same, "float32") is same  # no copy unless asked
+
+
+def test_with_ops_is_a_new_backend_on_the_same_device(backend):
+    generic = GenericOps(backend.xp, backend.device)
+    portable = backend.with_ops(generic)
+    assert portable is not backend and portable.ops is generic and backend.ops is not generic
+    for attribute in ("name", "xp", "device", "dtypes", "version", "is_host"):
+        assert getattr(portable, attribute) == getattr(backend, attribute), attribute
+    x = portable.asarray([[1.0, 2.0]], backend.dtypes[-1])
+    np.testing.assert_array_equal(portable.to_numpy(x), [[1.0, 2.0]])
+
+
+def test_is_host_says_where_arrays_live(backend):
+    assert backend.is_host == (backend.name != "cupy")
+
+
+def test_set_threads_limits_the_blas_pools(numpy_backend):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits():  # restores the limits afterwards
+        numpy_backend.set_threads(1)
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+
+
+def test_set_threads_reaches_torch():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        backends.get("torch").set_threads(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+OVERRIDING = [InplaceOps, CupyOps]
+
+
+@pytest.mark.parametrize("cls", OVERRIDING, ids=lambda c: c.__name__)
+def test_every_override_keeps_the_generic_signature(cls):
+    """Thinc's ops-consistency check: a fast path is a drop-in for the portable method, with
+    the same parameters, defaults and annotations (so callers need not know which they got)."""
+    import inspect
+
+    overrides = [name for name, member in vars(cls).items()
+                 if callable(member) and not name.startswith("_") and hasattr(GenericOps, name)]
+    assert overrides, f"{cls.__name__} overrides nothing"
+    for name in overrides:
+        mine, generic = inspect.signature(getattr(cls, name)), inspect.signature(
+            getattr(GenericOps, name))
+        assert mine == generic, f"{cls.__name__}.{name}{mine} != GenericOps.{name}{generic}"
+        assert all(p.annotation is not inspect.Parameter.empty
+                   for p in mine.parameters.values() if p.name != "self"), name
+        assert mine.return_annotation is not inspect.Signature.empty, name
+
+
+# --- the compiled kernels' cache ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: One Adam step of a small model on the NumPy backend (compiling the Numba loops if present).
+TRAIN_STEP = """
+import numpy as np, mlp
+from backends import compiled
+model = mlp.MLP([6, 5, 3], seed=0)
+x = np.random.default_rng(0).random((8, 6)).astype(np.float32)
+loss = model.train_step(x, np.arange(8) % 3)
+assert np.isfinite(float(loss)), loss
+print("kernels", model.backend.ops.kernels is not None, "cache", compiled.cache_dir())
+"""
+
+
+def _numba_files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc")} if folder.exists() \
+        else set()
+
+
+def _env(**changes: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(changes)
+    return env
+
+
+def test_kernels_run_uncached_when_no_cache_folder_is_writable(tmp_path):
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    unwritable = "/dev/null/nowhere"  # below a file: no process, root included, can create it
+    before = _numba_files(ROOT / "backends")
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
+                            env=_env(HOME=unwritable, XDG_CACHE_HOME=unwritable), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kernels", "True", "cache", "None"]
+    assert _numba_files(ROOT / "backends") == before  # nothing beside the sources
+
+
+def test_kernels_cache_into_the_user_cache_folder(tmp_path):
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    before = _numba_files(ROOT / "backends")
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
+                            env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cached = _numba_files(tmp_path / "cache")
+    assert cached and all("array-api-mlp" in p.parts for p in cached), cached
+    assert _numba_files(ROOT / "backends") == before
+
+
+def test_install_train_then_reinstall_editable_keeps_working(tmp_path):
+    """Install the package (not editable), train a step, reinstall it editable, run ``mlp
+    info``: the first install's compiled-kernel cache must not shadow the editable sources."""
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".ci-venv", ".nox", "build", "dist", "*.egg-info", "__pycache__",
+        ".pytest_cache", ".hypothesis", ".benchmarks", ".ruff_cache", "runs"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    # The dependencies come from this environment; the package itself is installed anew.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = _env(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def pip_install(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                        "--no-deps", "--no-build-isolation", "--no-index", *args],
+                       check=True, capture_output=True, env=env, cwd=tmp_path)
+
+    pip_install(str(src))
+    step = subprocess.run([str(python), "-c", TRAIN_STEP], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert step.returncode == 0, step.stderr
+    assert "kernels True" in step.stdout
+    assert not _numba_files(site / "backends"), "the kernel cache went into site-packages"
+
+    pip_install("-e", str(src))
+    info = subprocess.run([str(venv / "bin" / "mlp"), "info"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "numpy" in info.stdout
+    where = subprocess.run([str(python), "-c", "import backends; print(backends.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
+    assert Path(where.stdout.strip()).is_relative_to(src)

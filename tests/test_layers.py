@@ -36,27 +36,30 @@ class FixedMaskRng:
         return np.random.default_rng(self.seed).random(shape)
 
 
-def _linear(bias: bool):
-    return Linear(D, 5, bias=bias, init="normal", std=0.5)
+def _linear(bias: bool, ops):
+    return Linear(D, 5, bias=bias, init="normal", std=0.5, ops=ops)
 
 
+#: Each entry builds the layer on ``ops`` (``None``: portable code from the input's namespace).
 LAYERS = {
-    "linear": lambda: _linear(True),
-    "linear-no-bias": lambda: _linear(False),
-    "relu": ReLU,
-    "leaky_relu": lambda: LeakyReLU(0.1),
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "gelu": GELU,
-    "softmax": Softmax,
-    "dropout": lambda: Dropout(0.4, rng=FixedMaskRng(3)),
-    "sequential": lambda: Sequential([
-        Linear(D, 6, init="normal", std=0.5), Tanh(), Dropout(0.3, rng=FixedMaskRng(5)),
-        Linear(6, 6, init="normal", std=0.5), GELU(), Linear(6, 3, bias=False), Softmax(),
+    "linear": lambda ops: _linear(True, ops),
+    "linear-no-bias": lambda ops: _linear(False, ops),
+    "relu": lambda ops: ReLU(ops=ops),
+    "leaky_relu": lambda ops: LeakyReLU(0.1, ops=ops),
+    "sigmoid": lambda ops: Sigmoid(ops=ops),
+    "tanh": lambda ops: Tanh(ops=ops),
+    "gelu": lambda ops: GELU(ops=ops),
+    "softmax": lambda ops: Softmax(ops=ops),
+    "dropout": lambda ops: Dropout(0.4, rng=FixedMaskRng(3)),
+    "sequential": lambda ops: Sequential([
+        Linear(D, 6, init="normal", std=0.5, ops=ops), Tanh(ops=ops),
+        Dropout(0.3, rng=FixedMaskRng(5)), Linear(6, 6, init="normal", std=0.5, ops=ops),
+        GELU(ops=ops), Linear(6, 3, bias=False, ops=ops), Softmax(ops=ops),
     ]),
-    "sequential-relu": lambda: Sequential([
-        Linear(D, 6, init="normal", std=0.5), ReLU(), Linear(6, 2, init="normal", std=0.5),
-        LeakyReLU(0.2), Linear(2, 3), Sigmoid(),
+    "sequential-relu": lambda ops: Sequential([
+        Linear(D, 6, init="normal", std=0.5, ops=ops), ReLU(ops=ops),
+        Linear(6, 2, init="normal", std=0.5, ops=ops), LeakyReLU(0.2, ops=ops),
+        Linear(2, 3, ops=ops), Sigmoid(ops=ops),
     ]),
 }
 PARAM_LAYERS = ("linear", "linear-no-bias", "sequential", "sequential-relu")
@@ -77,14 +80,9 @@ def sample_input(name: str, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(size=(N, D))
 
 
-def built(name: str, b, dtype: str = "float64"):
-    layer = LAYERS[name]()
+def built(name: str, b, dtype: str = "float64", ops=None):
+    layer = LAYERS[name](ops)
     return layer.build(b, np.random.default_rng(11), dtype)
-
-
-def set_ops(layer, ops) -> None:
-    for sub in layer if isinstance(layer, Sequential) else [layer]:
-        sub.ops = ops
 
 
 def check_gradients(layer, b, x_host, to_host, numerical_gradient):
@@ -126,8 +124,7 @@ def test_gradients_float64(name, cpu_float64_backend, rng, to_host, numerical_gr
 def test_gradients_float64_inplace_numpy(name, numpy_backend, rng, to_host, numerical_gradient):
     """The same check with the layers on NumPy's in-place fast path (as inside a model)."""
     b = numpy_backend
-    layer = built(name, b)
-    set_ops(layer, b.ops)
+    layer = built(name, b, ops=b.ops)
     check_gradients(layer, b, sample_input(name, rng), to_host, numerical_gradient)
 
 
@@ -180,9 +177,7 @@ def test_matches_float64_numpy_reference(name, dtype, backend, rng, to_host,
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_read_only_inputs_are_not_modified(name, fast, numpy_backend, rng):
     b = numpy_backend
-    layer = built(name, b)
-    if fast:
-        set_ops(layer, b.ops)
+    layer = built(name, b, ops=b.ops if fast else None)
     x = sample_input(name, rng)
     x.setflags(write=False)
     x_before = x.copy()
@@ -296,6 +291,16 @@ def test_dropout_mask_is_the_same_on_every_backend(cpu_float64_backend, to_host)
     ref = Dropout(0.5, rng=np.random.default_rng(4)).forward(ones, train=True)
     y = Dropout(0.5, rng=np.random.default_rng(4)).forward(b.asarray(ones), train=True)
     np.testing.assert_array_equal(to_host(b, y), ref)
+
+
+def test_dropout_draws_from_the_generator_it_is_built_with(numpy_backend):
+    ones = np.ones((8, 9))
+    with pytest.raises(RuntimeError, match="Dropout needs a random generator"):
+        Dropout(0.5).forward(ones, train=True)
+    assert Dropout(0.5).forward(ones, train=False) is ones  # evaluation needs no generator
+    layer = Dropout(0.5).build(numpy_backend, numpy_backend.rng(4))
+    expected = Dropout(0.5, rng=np.random.default_rng(4)).forward(ones, train=True)
+    np.testing.assert_array_equal(layer.forward(ones, train=True), expected)
 
 
 def test_dropout_validation():

@@ -341,3 +341,120 @@ def test_model_uses_the_backend_it_is_given(backend):
         assert p.dtype == reference.dtype, name
         assert device(p) == device(reference), name
 
+
+
+# --- one architecture definition ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [
+    dict(sizes=[5, 7, 3]),
+    dict(sizes=[5, 7, 6, 3], activation="tanh", dropout=0.2, output="softmax", bias=False,
+         output_bias=True),
+    dict(sizes=[4, 2], bias=False),
+    dict(sizes=[4, 3, 2], output_bias=False, init="normal"),
+], ids=["default", "softmax-dropout", "one-layer", "no-output-bias"])
+def test_parameter_shapes_are_the_models(config, numpy_backend):
+    from mlp.model import build_layers, parameter_shapes
+
+    model = MLP(**config, backend=numpy_backend)
+    assert parameter_shapes(model.config()) == model.store.shapes
+    layers = build_layers(**config)
+    assert [type(layer) for layer in layers] == [type(layer) for layer in model.layers]
+    assert all(not layer.params for layer in layers)  # unbuilt: nothing allocated
+
+
+def test_build_layers_validates_like_the_model():
+    from mlp.model import build_layers
+
+    for kwargs in (dict(sizes=[4]), dict(sizes=[4, 0, 2]), dict(sizes=[4, 2], activation="swish"),
+                   dict(sizes=[4, 2], output="probabilities"), dict(sizes=[4, 2], init="zero")):
+        with pytest.raises(ValueError):
+            build_layers(**kwargs)
+
+
+def test_the_portable_path_is_a_new_backend_not_a_changed_one(numpy_backend):
+    from backends import GenericOps
+
+    model = make(numpy_backend, fast=False)
+    assert type(model.backend.ops) is GenericOps and model.ops is model.backend.ops
+    assert numpy_backend.ops.inplace  # the shared backend is untouched
+    assert all(layer.ops is model.backend.ops for layer in model.layers
+               if hasattr(layer, "ops") and layer.ops is not None)
+
+
+# --- fit, predict_proba ------------------------------------------------------------------------
+
+
+def pixels(n=60, d=SIZES[0], classes=SIZES[-1], seed=0):
+    r = np.random.default_rng(seed)
+    return r.integers(0, 256, size=(n, d), dtype=np.uint8), r.integers(0, classes, size=n)
+
+
+def test_fit_returns_the_history_the_trainer_gives(numpy_backend):
+    from mlp.train import DeviceData, Trainer
+
+    x, y = pixels()
+    seen = []
+    history = make(numpy_backend, dropout=0.2).fit(
+        x, y, epochs=3, batch_size=16, validation=(x[:20], y[:20]), callbacks=[seen.append],
+        seed=5)
+    model = make(numpy_backend, dropout=0.2)
+    expected = Trainer(model, DeviceData(model, x, y), DeviceData(model, x[:20], y[:20]),
+                       batch_size=16, epochs=3, seed=5).fit()
+    assert seen == history and [h["epoch"] for h in history] == [1, 2, 3]
+    for got, want in zip(history, expected, strict=True):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            assert got[key] == want[key], key
+
+
+def test_fit_scales_pixels_and_takes_floats_as_they_are(backend):
+    x, y = pixels()
+    dtype = backend.dtypes[-1]
+    from_pixels = make(backend, dtype=dtype).fit(x, y, epochs=2, batch_size=16)
+    from_floats = make(backend, dtype=dtype).fit(x / 255.0, y, epochs=2, batch_size=16)
+    for a, b in zip(from_pixels, from_floats, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    assert from_pixels[-1]["train_loss"] < from_pixels[0]["train_loss"]
+
+
+def test_fit_refuses_inputs_it_cannot_use(numpy_backend):
+    model = make(numpy_backend)
+    x, y = pixels()
+    with pytest.raises(TypeError, match="uint8 pixels or floating point"):
+        model.fit(x.astype(np.int64), y)
+    with pytest.raises(ValueError, match=r"labels of shape \(60,\)"):
+        model.fit(x, y[:-1])
+    with pytest.raises(ValueError, match=r"inputs of shape \(N, 5\)"):
+        model.fit(x[:, :-1], y)
+    with pytest.raises(TypeError, match="integer class indices"):
+        model.fit(x, y.astype(np.float64))
+
+
+@pytest.mark.parametrize("output", ["logits", "softmax"])
+def test_predict_proba_gives_probabilities(output, backend, to_host):
+    dtype = backend.dtypes[-1]
+    loss = CrossEntropy() if output == "softmax" else None
+    model = make(backend, dtype=dtype, output=output, loss=loss)
+    x, _ = pixels(n=13)
+    proba = model.predict_proba(x, batch_size=5)  # host uint8, three batches
+    assert tuple(proba.shape) == (13, SIZES[-1]) and proba.dtype == model.dtype
+    p = to_host(backend, proba)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(p.argmax(axis=1), to_host(backend, model.predict(x)))
+    out = to_host(backend, model.forward(backend.asarray(x / 255.0, dtype)))
+    expected = out if output == "softmax" else np.exp(out) / np.exp(out).sum(1, keepdims=True)
+    np.testing.assert_allclose(p, expected, rtol=1e-5)
+
+
+def test_import_mlp_reaches_data_training_and_checkpoints():
+    import subprocess
+    import sys
+
+    code = ("import mlp; print(mlp.data.load.__name__, mlp.train.Trainer.__name__, "
+            "mlp.Trainer is mlp.train.Trainer, mlp.checkpoint.save.__name__, "
+            "mlp.checkpoint.restore.__name__, sorted(mlp.layers.ACTIVATIONS)[0], "
+            "sorted(mlp.optimizers.OPTIMIZERS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["load", "Trainer", "True", "save", "restore", "gelu",
+                           "['Adam',", "'AdamW',", "'SGD']"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import GenericOps
+from backends import GenericOps, compiled
 from backends.inplace_ops import InplaceOps
 from mlp import MLP, MSE, CrossEntropy, SoftmaxCrossEntropy
 from mlp.layers import ACTIVATIONS, Linear
@@ -17,6 +17,12 @@ widths = st.lists(st.integers(1, 9), min_size=2, max_size=4)
 batches = st.integers(1, 9)
 activations = st.sampled_from(sorted(ACTIVATIONS))
 seeds = st.integers(0, 2**32 - 1)
+
+
+def _compiled_ops(xp) -> InplaceOps:
+    if not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    return InplaceOps(xp, np, compiled=True)
 
 
 @st.composite
@@ -151,7 +157,7 @@ def test_inplace_adam_equals_generic_for_any_hyperparameters(numpy_backend, n, d
     v = r.random(n).astype(dtype)
     xp = numpy_backend.xp
     ref = GenericOps(xp).adam_update(p, g, m, v, lr, beta1, beta2, 1e-8, step, wd, decoupled)
-    got = InplaceOps(xp, np).adam_update(p.copy(), g, m.copy(), v.copy(), lr, beta1, beta2, 1e-8,
+    got = _compiled_ops(xp).adam_update(p.copy(), g, m.copy(), v.copy(), lr, beta1, beta2, 1e-8,
                                          step, wd, decoupled)
     for a, b in zip(got, ref, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -169,7 +175,7 @@ def test_inplace_sgd_equals_generic_for_any_hyperparameters(numpy_backend, n, dt
     for velocity in (None, vel):
         ref = GenericOps(xp).sgd_update(p, g, velocity, lr, momentum, nesterov, wd)
         start = None if velocity is None else velocity.copy()
-        got = InplaceOps(xp, np).sgd_update(p.copy(), g, start, lr, momentum, nesterov, wd)
+        got = _compiled_ops(xp).sgd_update(p.copy(), g, start, lr, momentum, nesterov, wd)
         np.testing.assert_array_equal(got[0], ref[0])
         if momentum:
             np.testing.assert_array_equal(got[1], ref[1])

@@ -1,5 +1,7 @@
-"""Static checks with ``ast``: the math in ``mlp/`` names no array library (the namespace comes
-from the arrays), and nothing in ``mlp/`` or ``backends/`` can unpickle data."""
+"""Static checks with ``ast``: ``mlp/`` names no array library, backend, device kind or
+concrete array type outside its host-side modules (the namespace comes from the arrays, every
+other fact about a library from the :class:`backends.Backend`), and nothing in ``mlp/`` or
+``backends/`` can unpickle data."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "mlp"
 BACKENDS = ROOT / "backends"
 
-#: Modules of mlp/ that work on the host (files, the command line, plots): they may use NumPy.
-HOST_IO_MODULES = {
-    "data.py", "checkpoint.py", "cli.py", "train.py", "plot.py", "info.py", "__main__.py",
-}
+#: Modules of mlp/ that work on host NumPy data (files, the command line, plots): they may
+#: import NumPy. Every other module of mlp/ is checked by the rules below.
+HOST_IO_MODULES = {"data.py", "checkpoint.py", "cli.py", "plot.py", "__main__.py"}
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
+#: String constants that name a library, a backend or a device kind (compared casefolded;
+#: ``cuda:0`` counts as ``cuda``). Messages that merely mention them are longer strings.
+LIBRARY_WORDS = ARRAY_LIBRARIES | {"np", "cp", "cpu", "cuda", "gpu", "mps"}
+#: Attributes that are concrete array types of a library.
+ARRAY_TYPES = {"ndarray", "Tensor", "generic"}
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve"}
 
 
@@ -59,6 +65,36 @@ def array_library_imports(source: str) -> set[str]:
     return {m for m in imported_modules(ast.parse(source)) if _top(m) in ARRAY_LIBRARIES}
 
 
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def library_knowledge(source: str) -> list[str]:
+    """Places where ``source`` names a library, backend, device kind or concrete array type:
+    string constants such as ``"numpy"`` or ``"cpu"`` (the stuff of ``backend.name == ...``
+    tests), and attributes such as ``np.ndarray`` or ``torch.Tensor``."""
+    tree = ast.parse(source)
+    docstrings = _docstrings(tree)
+    problems = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and node.value.split(":")[0].casefold() in LIBRARY_WORDS):
+            problems.append(f"line {node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.Attribute) and node.attr in ARRAY_TYPES:
+            problems.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Name) and node.id in ARRAY_LIBRARIES | {"np"}:
+            problems.append(f"line {node.lineno}: {node.id}")
+    return problems
+
+
 def unsafe_loading(source: str) -> list[str]:
     """Ways ``source`` could execute code hidden in a data file."""
     tree = ast.parse(source)
@@ -89,9 +125,12 @@ def unsafe_loading(source: str) -> list[str]:
 def test_the_lists_match_the_tree():
     names = {p.name for p in math_modules()}
     for expected in ("model.py", "losses.py", "optimizers.py", "params.py", "schedules.py",
-                     "linear.py", "activations.py", "softmax.py", "dropout.py"):
+                     "linear.py", "activations.py", "softmax.py", "dropout.py", "train.py",
+                     "__init__.py"):
         assert expected in names
     assert not {p.name for p in math_modules() if p.parent == MLP} & HOST_IO_MODULES
+    present = {p.name for p in MLP.glob("*.py")}
+    assert HOST_IO_MODULES - {"__main__.py"} <= present, "a host module was renamed"
 
 
 @pytest.mark.parametrize("path", math_modules(), ids=_rel)
@@ -99,6 +138,14 @@ def test_math_modules_import_no_array_library(path):
     found = array_library_imports(path.read_text(encoding="utf-8"))
     assert not found, (f"{_rel(path)} imports {sorted(found)}: take the namespace from the "
                        "arrays (array_namespace) or the backend object instead")
+
+
+@pytest.mark.parametrize("path", math_modules(), ids=_rel)
+def test_math_modules_name_no_library_backend_or_device(path):
+    problems = library_knowledge(path.read_text(encoding="utf-8"))
+    assert not problems, (f"{_rel(path)} knows about a concrete library: {problems}; ask the "
+                          "backend instead (backend.is_host, backend.rng, backend.set_threads, "
+                          "backend.to_host_copy, ...)")
 
 
 @pytest.mark.parametrize("path", all_modules(), ids=_rel)
@@ -126,6 +173,25 @@ def test_array_library_check_catches(source):
 ])
 def test_array_library_check_allows(source):
     assert not array_library_imports(source)
+
+
+@pytest.mark.parametrize("source", [
+    'if backend.name == "numpy":\n    pass', 'on_gpu = backend.name in ("cupy", "torch")',
+    'str(device).startswith(("cpu", "CPU"))', 'dev == "cuda:0"', "isinstance(x, np.ndarray)",
+    "isinstance(x, numpy.ndarray)", "isinstance(t, torch.Tensor)", "def f(backend='numpy'): ...",
+    "x = array_api_strict.asarray(1)",
+])
+def test_library_knowledge_check_catches(source):
+    assert library_knowledge(source)
+
+
+@pytest.mark.parametrize("source", [
+    '"""Runs on numpy, cupy or torch."""', 'def f():\n    """Or "cpu"."""',
+    'raise ValueError("install torch: pip install torch")', "backend.is_host",
+    "xp.isdtype(x.dtype, 'real floating')",
+])
+def test_library_knowledge_check_allows(source):
+    assert not library_knowledge(source)
 
 
 @pytest.mark.parametrize("source", [

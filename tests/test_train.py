@@ -104,3 +104,16 @@ def test_inplace_relu_agrees_with_the_portable_one_on_nan():
     fast = numpy_backend.ops.relu(x, out=np.empty_like(x))
     portable = backends.GenericOps(numpy_backend.xp).relu(x)
     np.testing.assert_array_equal(fast, portable)
+
+
+def test_the_loss_is_read_back_every_step_on_the_host_only():
+    from array_api_compat import numpy as xp
+
+    from backends import Backend, GenericOps
+
+    x, y = _data()
+    host = _model("numpy")
+    assert Trainer(host, DeviceData(host, x, y), None).check_every == 1
+    device = Backend("accelerator", xp, "cpu", GenericOps(xp, "cpu"), is_host=False)
+    remote = MLP([20, 8, 3], backend=device, dtype="float64")
+    assert Trainer(remote, DeviceData(remote, x, y), None).check_every == 50

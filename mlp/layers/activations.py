@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from backends.ops import GenericOps
+
 from .._xp import Array, array_namespace
 from .base import Layer
 
@@ -26,8 +28,8 @@ class ReLU(Layer):
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``alpha * x``."""
 
-    def __init__(self, alpha: float = 0.01) -> None:
-        super().__init__()
+    def __init__(self, alpha: float = 0.01, ops: GenericOps | None = None) -> None:
+        super().__init__(ops)
         self.alpha = float(alpha)
 
     def config(self) -> dict[str, Any]:

@@ -14,15 +14,20 @@ class Layer:
 
     ``params`` and ``grads`` map a parameter's short name (``"W"``, ``"b"``) to its array; a
     model's :class:`~mlp.params.ParameterStore` makes them views into one flat buffer.
-    ``ops`` is ``None`` for a free-standing layer (portable code from the input's namespace) or
-    the backend's operations when a model owns the layer; with in-place operations the layer
-    keeps reusable output buffers, so its outputs are valid until its next call.
+    ``backward`` delivers each gradient by assigning ``self.grads[name] = array``; it may
+    compute it into ``self.grads.get(name)`` (as ``out=``) to save a copy, and the store takes
+    any other array into its flat gradient, so both are correct on every backend.
+
+    Args:
+        ops: the operations to run on (a model passes its backend's ``ops``); ``None`` for
+            portable code from the input's namespace. With in-place operations the layer keeps
+            reusable output buffers, so its outputs are valid until its next call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ops: GenericOps | None = None) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
-        self.ops: GenericOps | None = None
+        self.ops = ops
         self._buffers = Buffers()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import Backend
-
 from .._xp import Array, array_namespace, device
 from .base import Layer
 
@@ -14,8 +12,9 @@ class Dropout(Layer):
     """Zero each input with probability ``rate`` while training and scale the rest by
     ``1 / (1 - rate)``; identity at evaluation. Shapes ``(N, D) -> (N, D)``.
 
-    The mask comes from a seeded host generator (``rng``; a model passes its own), so the same
-    seed drops the same units on every backend.
+    The mask comes from a seeded host generator with ``random(shape)`` (``rng``: a model passes
+    its backend's ``rng(seed)``; :meth:`build` gives a free-standing layer the one it is
+    built with), so the same seed drops the same units on every backend.
     """
 
     def __init__(self, rate: float = 0.5, rng: Any = None) -> None:
@@ -23,8 +22,13 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
-        self.rng = rng if rng is not None else Backend.rng(None)
+        self.rng = rng
         self._mask: Array | None = None
+
+    def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
+        if self.rng is None:
+            self.rng = rng
+        return self
 
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "rate": self.rate}
@@ -33,6 +37,9 @@ class Dropout(Layer):
         if not train or self.rate == 0.0:
             self._mask = None
             return x
+        if self.rng is None:
+            raise RuntimeError("Dropout needs a random generator to train: pass rng= "
+                               "(e.g. backend.rng(seed)) or build() the layer")
         xp = array_namespace(x)
         keep = self.rng.random(tuple(x.shape)) >= self.rate
         self._mask = xp.asarray(keep, device=device(x))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from backends.ops import GenericOps
+
 from .._xp import Array
 from .base import Layer
 
@@ -23,6 +25,7 @@ class Linear(Layer):
             every weight *and* bias from N(0, ``std``²), the notebook's N(0, 1) by default.
         input_grad: compute the gradient with respect to ``x`` in :meth:`backward`; a model's
             first layer turns it off and saves a third of the backward matrix products.
+        ops: see :class:`~mlp.layers.Layer`.
     """
 
     def __init__(
@@ -33,8 +36,9 @@ class Linear(Layer):
         init: str = "he",
         std: float = 1.0,
         input_grad: bool = True,
+        ops: GenericOps | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(ops)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
         if n_in < 1 or n_out < 1:
