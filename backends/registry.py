@@ -15,8 +15,11 @@ from .ops import GenericOps
 
 INSTALL_HINT = {
     "numpy": 'pip install "array-api-mlp"',
-    "cupy": 'pip install "array-api-mlp[cupy]" (CUDA 12; for CUDA 13: pip install cupy-cuda13x)',
-    "torch": 'pip install "array-api-mlp[torch]"',
+    "cupy": 'pip install "array-api-mlp[cuda12]" or "array-api-mlp[cuda13]", matching the '
+            "CUDA version nvidia-smi shows (never both)",
+    # PyPI's Linux torch wheels bundle CUDA (several GB); PyTorch's CPU index has the small ones.
+    "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu (CPU only), "
+             'or pip install "array-api-mlp[torch]" for the CUDA build',
     "array_api_strict": 'pip install "array-api-mlp[test]"',
 }
 

@@ -45,6 +45,15 @@ def test_missing_library_says_what_to_install():
     assert info.value.__cause__ is None  # one clear error, not a chained traceback
 
 
+def test_install_hints_work_as_printed():
+    """The CuPy extras name the CUDA version; a CPU user gets PyTorch's CPU-only wheel index."""
+    assert '"array-api-mlp[cuda12]"' in INSTALL_HINT["cupy"]
+    assert '"array-api-mlp[cuda13]"' in INSTALL_HINT["cupy"]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in INSTALL_HINT["torch"]
+    extras = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'cuda12 = ["cupy-cuda12x' in extras and 'cuda13 = ["cupy-cuda13x' in extras
+
+
 def test_get_caches_and_passes_backends_through(numpy_backend):
     assert backends.get("numpy") is numpy_backend
     assert backends.get(numpy_backend) is numpy_backend
