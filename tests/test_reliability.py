@@ -164,7 +164,7 @@ def interrupt_externally(args: tuple[object, ...], cwd: Path, signum: int) -> tu
     """Start ``mlp ARGS``, send ``signum`` once training is about to start, wait for the exit."""
     proc = Running(args, cwd)
     try:
-        proc.wait_for_line("MLP(")  # printed after the signal handlers are installed
+        proc.wait_for_line("MLP ")  # printed after the signal handlers are installed
         proc.process.send_signal(signum)
     finally:
         code, err = proc.finish()
