@@ -7,7 +7,7 @@ import argparse
 import shlex
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,11 @@ def plan(args: argparse.Namespace) -> Plan:
                            "(it was not written by mlp train)")
         saved = rules.validate_settings(meta["settings"], resume)
         p.settings = rules.resume_settings(args, saved)
-        try:
-            p.state = TrainState.from_json(meta["train_state"])
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"invalid checkpoint {resume}: its training state is not "
-                                  f"valid ({exc})") from None
+        state, keys = meta["train_state"], {f.name for f in fields(TrainState)}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise CheckpointError(f"invalid checkpoint {resume}: its training state is not an "
+                                  f"object with the keys {', '.join(sorted(keys))}")
+        p.state = TrainState.from_json(state)
         rules.check_state(p.state, resume)
     try:
         backend = backends.get(p.settings["backend"], p.settings["device"])
