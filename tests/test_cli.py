@@ -60,6 +60,15 @@ def run_mlp(*args: object, cwd: Path, env: dict[str, str] | None = None,
     )
 
 
+def assert_usage_error(err: str, prog: str, message: str) -> None:
+    """Exactly one stderr line: ``PROG: error: ... MESSAGE ... (see PROG --help)``."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"{prog}: error: "), err
+    assert lines[0].endswith(f"(see {prog} --help)"), err
+    assert message in lines[0], err
+
+
 def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -166,7 +175,7 @@ def test_train_writes_metrics_jsonl(trained: dict) -> None:
         assert m["train_loss"] > 0 and m["test_loss"] > 0 and m["seconds"] > 0
     # The per-epoch lines on stdout say the same.
     for m in history:
-        assert f"test loss {m['test_loss']:.4f} acc {100 * m['test_acc']:6.2f}%" in (
+        assert f"test loss {m['test_loss']:.4f} acc {100 * m['test_acc']:.2f}%" in (
             trained["run"].stdout)
 
 
@@ -228,28 +237,27 @@ def test_existing_output_file_is_not_overwritten(option: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """Exit 2 with a usage message, the file unchanged, and before any data is read: the data
     folder does not exist, which would be an exit-1 data error had training begun."""
-    target = tmp_path / "precious.out"
+    target = tmp_path / "precious.svg"
     target.write_bytes(b"precious results")
     with pytest.raises(SystemExit) as exc:
         main(["train", *SMALL, "--data-dir", str(tmp_path / "no-data"), option, str(target)])
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert "usage: mlp train" in err
-    assert f"{option} {target}: the file exists; pass --overwrite" in err
+    assert_usage_error(err, "mlp train", f"{option} {target}: the file exists; pass --overwrite")
     assert target.read_bytes() == b"precious results"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.svg"]
 
 
 @pytest.mark.parametrize("option", ["--save", "--metrics", "--plot"])
 def test_output_in_missing_folder_fails_before_training(
         option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "missing" / "out.file"
+    target = tmp_path / "missing" / "out.svg"
     with pytest.raises(SystemExit) as exc:
         main(["train", *SMALL, "--data-dir", str(tmp_path / "no-data"), option, str(target)])
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert "usage: mlp train" in err
-    assert f"{option} {target}: folder {target.parent} does not exist" in err
+    assert_usage_error(err, "mlp train", f"{option} {target}: folder {target.parent} does not "
+                       "exist")
     assert not target.parent.exists()
 
 
@@ -259,7 +267,7 @@ def test_output_path_that_is_a_folder(tmp_path: Path,
         main(["train", *SMALL, "--data-dir", str(tmp_path / "no-data"), "--overwrite",
               "--metrics", str(tmp_path)])
     assert exc.value.code == 2
-    assert "is a folder, not a file" in capsys.readouterr().err
+    assert_usage_error(capsys.readouterr().err, "mlp train", "is a folder, not a file")
 
 
 def test_existing_output_refused_by_the_real_process(tmp_path: Path) -> None:
@@ -269,9 +277,7 @@ def test_existing_output_refused_by_the_real_process(tmp_path: Path) -> None:
                   cwd=tmp_path)
     assert run.returncode == 2
     assert run.stdout == ""
-    assert run.stderr.startswith("usage: mlp train")
-    assert run.stderr.strip().splitlines()[-1].startswith("mlp train: error: --save ")
-    assert "Traceback" not in run.stderr
+    assert_usage_error(run.stderr, "mlp train", f"--save {target}: the file exists")
     assert target.read_bytes() == b"keep me"
 
 
@@ -309,11 +315,7 @@ def test_bad_option_values_exit_2(args: list[str], message: str, tmp_path: Path,
     out, err = capsys.readouterr()
     assert exc.value.code == 2
     assert out == ""
-    assert err.startswith("usage: mlp train"), err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("mlp train: error: "), err
-    assert message in last, err
-    assert "Traceback" not in err
+    assert_usage_error(err, "mlp train", message)
 
 
 @pytest.mark.parametrize(
@@ -322,23 +324,36 @@ def test_bad_option_values_exit_2(args: list[str], message: str, tmp_path: Path,
      (["train", "--backend", "array_api_strict", "--device", "no_float64", "--dtype",
        "float64"], "has no float64"),
      (["train", "--lr", "-1"], "must be a finite number > 0"),
-     ([], "the following arguments are required: COMMAND")],
-    ids=["unknown backend", "no float64", "negative lr", "no command"],
+     ([], "the following arguments are required: COMMAND"),
+     (["evaluate"], "the following arguments are required: --checkpoint"),
+     (["predikt"], "invalid choice: 'predikt'"),
+     (["train", "--epochs"], "argument --epochs: expected one argument"),
+     (["train", "--no-such-option"], "unrecognized arguments: --no-such-option")],
+    ids=["unknown backend", "no float64", "negative lr", "no command", "evaluate without "
+         "checkpoint", "unknown command", "missing value", "unknown option"],
 )
 def test_bad_options_in_the_real_process(args: list[str], message: str,
                                          tmp_path: Path) -> None:
     run = run_mlp(*args, cwd=tmp_path)
     assert run.returncode == 2
-    assert run.stderr.startswith("usage: mlp"), run.stderr
-    assert message in run.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
+    prog = "mlp" if args[:1] in ([], ["predikt"]) else f"mlp {args[0]}"
+    assert_usage_error(run.stderr, prog, message)
 
 
 def test_no_command_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
-    assert "usage: mlp" in capsys.readouterr().err
+    assert_usage_error(capsys.readouterr().err, "mlp", "required: COMMAND")
+
+
+def test_version(tmp_path: Path) -> None:
+    import mlp
+
+    run = run_mlp("--version", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"mlp {mlp.__version__}\n"
 
 
 # --------------------------------------------------------------------------- info and help
@@ -403,3 +418,67 @@ def test_train_help_names_every_option_with_its_default(
 def test_train_help_has_no_doubled_percent(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(["train", "--help"], capsys)
     assert "%%" not in text
+
+
+def _sub_parser(name: str):
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")  # noqa: SLF001
+    return subparsers.choices[name]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_every_option_has_a_description(command: str) -> None:
+    for action in _sub_parser(command)._actions:  # noqa: SLF001
+        assert action.help and action.help.strip(), action.option_strings
+
+
+def test_evaluate_help_describes_each_option(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join(_help(["evaluate", "--help"], capsys).split())
+    for phrase in ("the checkpoint to evaluate", "array library to evaluate on",
+                   "test set to use", "folder holding the IDX files", "show tracebacks"):
+        assert phrase in text, text
+
+
+def test_choices_come_from_the_registries() -> None:
+    from mlp import optimizers
+    from mlp.cli.settings import OPTIMIZER_CHOICES
+    from mlp.layers.activations import ACTIVATIONS
+
+    train = _sub_parser("train")
+    choices = {a.dest: a.choices for a in train._actions if a.choices}  # noqa: SLF001
+    assert set(choices["activation"]) == set(ACTIVATIONS)
+    assert set(choices["dataset"]) == set(data.DATASETS)
+    assert set(choices["backend"]) == set(backends.NAMES)
+    assert set(choices["optimizer"]) == {*(n.lower() for n in optimizers.OPTIMIZERS), "momentum"}
+    assert all(c.name in optimizers.OPTIMIZERS for c in OPTIMIZER_CHOICES.values())
+    import mlp.cli
+
+    assert not hasattr(mlp.cli, "OPTIMIZERS")
+
+
+def test_output_fits_80_columns_and_names_the_settings(trained: dict) -> None:
+    """The header and the epoch lines fit 80 columns; the header names each setting that
+    changes the numbers, and counts in words (no "1 steps")."""
+    out = trained["run"].stdout
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    header = " ".join(out.split("epoch 1/2")[0].split())
+    for phrase in ("MLP 784-16-10", "relu", "float32 on numpy:cpu", "fashion-mnist",
+                   "2 epochs of 30 steps", "batch 2000", "seed 0", "adam lr 0.001",
+                   "weight decay 0", "cosine schedule", "dropout 0", "label smoothing 0"):
+        assert phrase in header, (phrase, header)
+
+
+def test_header_of_the_longest_settings(tmp_path: Path, fake_data: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The best preset with a one-step epoch: warm-up and label smoothing named, "1 step",
+    every line within 80 columns."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--preset", "best", "--dataset", "fashion-mnist", "--hidden", "8",
+                 "--batch-size", "60000", "--epochs", "1", "--data-dir", str(fake_data),
+                 "--optimizer", "momentum", "--save", "x.st"]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    text = " ".join(out.split())
+    for phrase in ("1 epoch of 1 step,", "label smoothing 0.1", "with 500 warm-up steps",
+                   "momentum lr 0.001 momentum 0.9", "dropout 0.2", "weight decay 0.02"):
+        assert phrase in text, (phrase, text)

@@ -24,10 +24,13 @@ import pickle
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +93,7 @@ def mlp_command(*args: object) -> list[str]:
     return [sys.executable, "-m", "mlp", *map(str, args)]
 
 
-def run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, env=clean_env(cwd), capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -130,7 +133,7 @@ class Running:
             self._lines.put(line)
         self._lines.put(None)
 
-    def wait_for_line(self, prefix: str, timeout: float = 120) -> str:
+    def wait_for_line(self, prefix: str, timeout: float = 600) -> str:
         while True:
             try:
                 line = self._lines.get(timeout=timeout)
@@ -143,7 +146,7 @@ class Running:
             if line.startswith(prefix):
                 return line
 
-    def finish(self, timeout: float = 120) -> tuple[int, str]:
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
         """Wait for the exit; returns the status and stderr."""
         try:
             code = self.process.wait(timeout=timeout)
@@ -164,7 +167,7 @@ def interrupt_externally(args: tuple[object, ...], cwd: Path, signum: int) -> tu
     """Start ``mlp ARGS``, send ``signum`` once training is about to start, wait for the exit."""
     proc = Running(args, cwd)
     try:
-        proc.wait_for_line("MLP(")  # printed after the signal handlers are installed
+        proc.wait_for_line("MLP ")  # printed after the signal handlers are installed
         proc.process.send_signal(signum)
     finally:
         code, err = proc.finish()
@@ -176,6 +179,29 @@ def resume_command(stderr: str) -> list[str]:
     match = re.search(r"^resume with: mlp (.+)$", stderr, re.MULTILINE)
     assert match, stderr
     return shlex.split(match.group(1))
+
+
+def assert_stop_message(err: str, signum: int, state: dict, ckpt: Path | str) -> None:
+    """The stop message matches the saved position: inside an epoch (``batch`` >= 1), or
+    between two (``batch`` 0, after at least one epoch)."""
+    name = signal.Signals(signum).name
+    assert 0 <= state["batch"] < STEPS, state
+    if state["batch"] == 0:
+        assert state["epoch"] >= 1, state
+        where = f"stopped after epoch {state['epoch']} of "
+    else:
+        where = f"stopped at epoch {state['epoch'] + 1}, step {state['batch']} of {STEPS}"
+    assert f"mlp: {name} received: {where}" in err, err
+    assert f"; saved {ckpt}" in err, err
+
+
+def assert_one_line(err: str, start: str, *parts: str) -> None:
+    """stderr is one line starting with ``start`` and holding each of ``parts``; no traceback."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(start), err
+    for part in parts:
+        assert part in lines[0], err
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -255,11 +281,14 @@ def test_resume_with_more_epochs_is_bit_identical(
 def test_external_signal_then_resume_is_bit_identical(
         signum: signal.Signals, tmp_path: Path, fake_data: Path,
         reference_constant: dict[str, Path]) -> None:
-    """A signal mid-epoch: exit 128 + signal number, a message saying where it stopped and how
-    to resume, a checkpoint; the suggested command then finishes the run bit-identically.
+    """A signal during the run: exit 128 + signal number, a message saying where it stopped
+    and how to resume, a checkpoint; the suggested command then finishes the run
+    bit-identically.
 
-    The run is started with 50 epochs so the signal always lands well inside it, and resumed
-    with --epochs 2 (allowed with --resume; the constant schedule does not depend on it)."""
+    The run is started with 50 epochs so the signal lands inside it, and resumed with enough
+    epochs to cover the stop (allowed with --resume; the constant schedule does not depend
+    on it). Where in the run the signal lands depends on the machine: inside an epoch (stopped
+    after that step) or at an epoch's end (stopped between epochs); both are checked."""
     ckpt, metrics = tmp_path / "run.safetensors", tmp_path / "run.jsonl"
     code, err = interrupt_externally(
         ("train", *EXACT, "--schedule", "constant", "--epochs", "50", "--data-dir", fake_data,
@@ -267,15 +296,12 @@ def test_external_signal_then_resume_is_bit_identical(
     assert code == 128 + signum, err
     assert "Traceback" not in err
     state = checkpoint.load(ckpt).meta["train_state"]
-    assert 1 <= state["batch"] < STEPS  # mid-epoch
-    name = signal.Signals(signum).name
-    assert (f"mlp: {name} received: stopped at epoch {state['epoch'] + 1}, step "
-            f"{state['batch']} of {STEPS}; saved {ckpt}") in err
+    assert_stop_message(err, signum, state, ckpt)
     command = resume_command(err)
     assert command[:5] == ["train", "--resume", str(ckpt), "--save", str(ckpt)]
 
-    # The signal normally lands in the first epoch; should a slow machine have let the run
-    # go further, compare against a reference of that many epochs instead.
+    # Compare against a reference of as many epochs as needed to cover the stop (2 when the
+    # signal landed in the first epoch or at its end).
     epochs = max(2, state["epoch"] + 1)
     reference = reference_constant
     if epochs != 2:
@@ -323,15 +349,16 @@ def test_interrupt_without_save_writes_a_fresh_checkpoint(tmp_path: Path,
     assert code == 130, err
     assert "saved mlp-interrupted.safetensors" in err
     assert resume_command(err)[:5] == ["train", "--resume", first.name, "--save", first.name]
-    assert checkpoint.load(first).meta["train_state"]["batch"] >= 1
+    assert_stop_message(err, signal.SIGINT, checkpoint.load(first).meta["train_state"],
+                        first.name)
     before = first.read_bytes()
 
     code, err = interrupt_externally(args, tmp_path, signal.SIGTERM)
     assert code == 143, err
     second = tmp_path / "mlp-interrupted-1.safetensors"
-    assert f"saved {second.name}" in err
+    assert_stop_message(err, signal.SIGTERM, checkpoint.load(second).meta["train_state"],
+                        second.name)
     assert first.read_bytes() == before
-    assert checkpoint.load(second).meta["epoch"] == 0
     assert {p.name for p in tmp_path.glob("*.safetensors")} == {first.name, second.name}
 
 
@@ -352,7 +379,8 @@ def test_resume_refuses_settings_it_would_ignore(tmp_path: Path, fake_data: Path
     resumed = run_mlp("train", "--resume", ckpt, "--lr", "0.5", "--data-dir", fake_data,
                       "--save", ckpt, cwd=tmp_path)
     assert resumed.returncode == 2, resumed.stderr
-    assert "--lr" in resumed.stderr
+    assert_one_line(resumed.stderr, "mlp train: error: --lr 0.5 differs from the checkpoint's "
+                    "0.001")
     assert ckpt.read_bytes() == before
 
 
@@ -615,3 +643,483 @@ def test_resume_on_another_backend_takes_that_backends_device(tmp_path: Path,
                       "--data-dir", fake_data, "--save", ckpt, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert checkpoint.load(ckpt).meta["epoch"] == 2
+
+
+# --------------------------------------------------------------------------- a finished run
+
+
+@pytest.fixture(scope="module")
+def one_epoch(fake_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished 1-epoch run: its checkpoint and metrics file (tests copy them)."""
+    tmp = tmp_path_factory.mktemp("one-epoch")
+    out = {"save": tmp / "run.safetensors", "metrics": tmp / "run.jsonl"}
+    result = run_mlp("train", *SMALL, "--epochs", "1", "--data-dir", fake_data, "--save",
+                     out["save"], "--metrics", out["metrics"], "--quiet", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def copy_run(one_epoch: dict[str, Path], tmp: Path) -> tuple[Path, Path]:
+    ckpt, metrics = tmp / "run.safetensors", tmp / "run.jsonl"
+    ckpt.write_bytes(one_epoch["save"].read_bytes())
+    metrics.write_bytes(one_epoch["metrics"].read_bytes())
+    return ckpt, metrics
+
+
+def test_resume_accepts_the_checkpoints_own_values(tmp_path: Path, fake_data: Path,
+                                                   one_epoch: dict[str, Path]) -> None:
+    """The same command again with --resume added (and more epochs) runs."""
+    ckpt, metrics = copy_run(one_epoch, tmp_path)
+    resumed = run_mlp("train", *SMALL, "--hidden", "16", "--lr", "0.001", "--resume", ckpt,
+                      "--epochs", "2", "--data-dir", fake_data, "--save", ckpt, "--metrics",
+                      metrics, "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [m["epoch"] for m in read_metrics(metrics)] == [1, 2]
+
+
+def test_resume_refuses_a_different_value_naming_both(tmp_path: Path,
+                                                      one_epoch: dict[str, Path]) -> None:
+    ckpt, _ = copy_run(one_epoch, tmp_path)
+    before = ckpt.read_bytes()
+    result = run_mlp("train", "--resume", ckpt, "--hidden", "32", "--data-dir",
+                     tmp_path / "no-data", "--save", ckpt, cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "mlp train: error: --hidden 32 differs from the "
+                    "checkpoint's 16", "only --epochs, --backend and --device may differ")
+    assert ckpt.read_bytes() == before
+
+
+def test_resume_of_a_finished_run_writes_the_new_save(tmp_path: Path, fake_data: Path,
+                                                      one_epoch: dict[str, Path]) -> None:
+    """--resume done --save new on a finished run: nothing to train, said so, and new holds
+    the run's checkpoint (not a claim of a file that was never written)."""
+    ckpt, _ = copy_run(one_epoch, tmp_path)
+    new = tmp_path / "new.safetensors"
+    result = run_mlp("train", "--resume", ckpt, "--save", new, "--data-dir", fake_data,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "already finished epoch 1 of 1: nothing to train" in result.stdout
+    assert f"checkpoint written to {new}" in result.stdout
+    assert_same_tensors(new, ckpt)
+
+
+def assert_same_tensors(path: Path, reference: Path) -> None:
+    got, want = checkpoint.load(path), checkpoint.load(reference)
+    for name in want.params:
+        np.testing.assert_array_equal(got.params[name], want.params[name])
+    assert got.meta["epoch"] == want.meta["epoch"]
+
+
+# --------------------------------------------------------------------------- metrics on resume
+
+
+def test_resume_with_metrics_on_the_checkpoint_is_refused(tmp_path: Path,
+                                                          one_epoch: dict[str, Path]) -> None:
+    ckpt, _ = copy_run(one_epoch, tmp_path)
+    before = ckpt.read_bytes()
+    result = run_mlp("train", "--resume", ckpt, "--metrics", ckpt, "--epochs", "2",
+                     "--data-dir", tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "mlp train: error: --resume and --metrics name the same file")
+    assert ckpt.read_bytes() == before
+    checkpoint.load(ckpt)
+
+
+@pytest.mark.parametrize("content", [b"not json at all\n", b'{"a": 1}\n',
+                                     b'{"epoch": 1, "train_loss": 9.0, "train_acc": 0.5, '
+                                     b'"seconds": 1.0, "lr": 0.1}\n'],
+                         ids=["text", "other JSON", "another run's metrics"])
+def test_resume_appends_only_to_this_runs_metrics(content: bytes, tmp_path: Path,
+                                                  one_epoch: dict[str, Path]) -> None:
+    ckpt, _ = copy_run(one_epoch, tmp_path)
+    foreign = tmp_path / "other.jsonl"
+    foreign.write_bytes(content)
+    result = run_mlp("train", "--resume", ckpt, "--metrics", foreign, "--epochs", "2",
+                     "--data-dir", tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, f"mlp train: error: --metrics {foreign}: not this run's "
+                    "metrics file")
+    assert foreign.read_bytes() == content
+
+
+def test_resume_with_a_new_metrics_file_starts_with_the_epochs_done(
+        tmp_path: Path, fake_data: Path, one_epoch: dict[str, Path]) -> None:
+    ckpt, old = copy_run(one_epoch, tmp_path)
+    new = tmp_path / "new.jsonl"
+    result = run_mlp("train", "--resume", ckpt, "--save", ckpt, "--metrics", new, "--epochs",
+                     "2", "--data-dir", fake_data, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = read_metrics(new)
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert lines[0] == read_metrics(old)[0]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@pytest.mark.parametrize("pair", [("--save", "--plot"), ("--save", "--metrics"),
+                                  ("--metrics", "--plot")])
+def test_two_outputs_on_one_file_are_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "same.png"
+    result = run_mlp("train", *SMALL, pair[0], target, pair[1], target, "--data-dir",
+                     tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, f"mlp train: error: {pair[0]} and {pair[1]} name the same "
+                    "file")
+    assert not target.exists()
+
+
+def test_outputs_on_one_file_through_a_link_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    result = run_mlp("train", *SMALL, "--save", tmp_path / "real" / "x.svg", "--plot",
+                     tmp_path / "link" / "x.svg", "--data-dir", tmp_path / "no-data",
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "mlp train: error: --save and --plot name the same file")
+
+
+@pytest.mark.parametrize("option", ["--save", "--metrics", "--plot"])
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_non_regular_outputs_are_never_replaced(kind: str, option: str, tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"keep")
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(precious)
+    result = run_mlp("train", *SMALL, option, target, "--overwrite", "--data-dir",
+                     tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode == 2
+    what = "a symbolic link" if kind == "symlink" else "not a regular file"
+    assert_one_line(result.stderr, f"mlp train: error: {option} {target}: is {what}")
+    assert target.is_symlink() if kind == "symlink" else target.is_fifo()
+    assert precious.read_bytes() == b"keep"
+
+
+def test_plot_format_is_checked_before_training(tmp_path: Path) -> None:
+    result = run_mlp("train", *SMALL, "--plot", tmp_path / "out.st", "--data-dir",
+                     tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, f"mlp train: error: --plot {tmp_path / 'out.st'}: the "
+                    "format comes from the suffix")
+
+
+HOLD_LOCK = """\
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_output_claimed_by_another_run_is_refused(tmp_path: Path) -> None:
+    """Another process holds the claim on --save (its lock file, as a running mlp train
+    would): this run is refused naming that process, and writes nothing."""
+    target = tmp_path / "run.safetensors"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, tmp_path / ".run.safetensors.lock"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        result = run_mlp("train", *SMALL, "--save", target, "--data-dir", tmp_path / "no-data",
+                         cwd=tmp_path)
+    finally:
+        holder.communicate("")
+    assert result.returncode == 1
+    assert_one_line(result.stderr, f"mlp: error: --save {target}: in use by another mlp run "
+                    f"(PID {holder.pid})")
+    assert not target.exists()
+
+
+def test_a_run_leaves_no_lock_files(trained_small: Path) -> None:
+    assert sorted(p.name for p in trained_small.iterdir()) == ["m.jsonl", "p.png", "s.st"]
+
+
+@pytest.fixture(scope="module")
+def trained_small(fake_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("small")
+    out = tmp / "out"
+    out.mkdir()
+    result = run_mlp("train", *SMALL, "--epochs", "1", "--data-dir", fake_data, "--save",
+                     out / "s.st", "--metrics", out / "m.jsonl", "--plot", out / "p.png",
+                     "--quiet", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_with(path: Path, one_epoch: dict[str, Path], settings: object = None,
+                     state: object = None, sizes: list[int] | None = None) -> Path:
+    """A checkpoint like ``one_epoch``'s with its settings, training state or layer sizes
+    replaced."""
+    good = checkpoint.load(one_epoch["save"])
+    meta = json.loads(json.dumps(good.meta))
+    if settings is not None:
+        meta["settings"] = settings
+    if state is not None:
+        meta["train_state"] = state
+    model = checkpoint.restore(good) if sizes is None else MLP(sizes, seed=0)
+    checkpoint.save(path, model, meta)
+    return path
+
+
+def _settings(one_epoch: dict[str, Path], **changes: object) -> dict:
+    settings = dict(checkpoint.load(one_epoch["save"]).meta["settings"])
+    settings.update(changes)
+    return settings
+
+
+BAD_SETTINGS = {
+    "batch size 0": lambda g: _settings(g, batch_size=0),
+    "lr a string": lambda g: _settings(g, lr="x"),
+    "unknown key": lambda g: _settings(g, colour="blue"),
+    "empty": lambda g: {},
+    "not an object": lambda g: "x",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_resume_validates_the_settings(case: str, tmp_path: Path, fake_data: Path,
+                                       one_epoch: dict[str, Path]) -> None:
+    path = _checkpoint_with(tmp_path / "bad.st", one_epoch, settings=BAD_SETTINGS[case](one_epoch))
+    result = run_mlp("train", "--resume", path, "--epochs", "2", "--data-dir", fake_data,
+                     cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, f"mlp: error: invalid checkpoint {path}: its training "
+                    "settings")
+
+
+@pytest.mark.parametrize("state", [{"batch": 10**9}, {"epoch": "x"}, {"colour": 1}, {}],
+                         ids=["batch past the epoch", "epoch a string", "unknown key", "empty"])
+def test_resume_validates_the_training_state(state: dict, tmp_path: Path, fake_data: Path,
+                                             one_epoch: dict[str, Path]) -> None:
+    saved = checkpoint.load(one_epoch["save"]).meta["train_state"]
+    full = {**saved, **state} if state else {}
+    path = _checkpoint_with(tmp_path / "bad.st", one_epoch, state=full)
+    result = run_mlp("train", "--resume", path, "--epochs", "2", "--data-dir", fake_data,
+                     cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, f"mlp: error: invalid checkpoint {path}: its training state")
+
+
+@pytest.mark.parametrize("sizes", [[100, 8, 10], [784, 8, 3], [784, 8, 300]],
+                         ids=["100 inputs", "3 classes", "300 classes"])
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+def test_checkpoint_must_fit_the_dataset(command: str, sizes: list[int], tmp_path: Path,
+                                         fake_data: Path, one_epoch: dict[str, Path]) -> None:
+    path = _checkpoint_with(tmp_path / "other.st", one_epoch, sizes=sizes)
+    args = (["evaluate", "--checkpoint", path] if command == "evaluate"
+            else ["train", "--resume", path, "--epochs", "2"])
+    result = run_mlp(*args, "--data-dir", fake_data, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, f"mlp: error: checkpoint {path} takes {sizes[0]} inputs "
+                    f"and gives {sizes[-1]} classes, but fashion-mnist has 784 features and 10 "
+                    "classes")
+    assert result.stdout == ""
+
+
+# ------------------------------------------------------------------- operating-system errors
+
+
+def test_output_name_too_long(tmp_path: Path) -> None:
+    target = tmp_path / ("x" * 300 + ".st")
+    result = run_mlp("train", *SMALL, "--save", target, "--data-dir", tmp_path / "no-data",
+                     cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, "mlp: error: ", "File name too long", "xxxxx")
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """For ``preexec_fn``: files of this process may not grow past ``limit`` bytes (a full
+    disk, as far as the writes are concerned), and the signal that would kill it is ignored."""
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("option", ["--metrics", "--plot"])
+def test_full_disk_on_metrics_or_plot_is_one_line(option: str, tmp_path: Path,
+                                                  fake_data: Path) -> None:
+    target = tmp_path / ("out.jsonl" if option == "--metrics" else "out.png")
+    result = subprocess.run(mlp_command("train", *SMALL, "--epochs", "1", "--data-dir",
+                                        fake_data, option, target, "--quiet"),
+                            cwd=tmp_path, env=clean_env(tmp_path), capture_output=True,
+                            text=True, timeout=600, check=False,
+                            preexec_fn=_file_size_limit(100))
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, f"mlp: error: {target}: ")
+
+
+@pytest.fixture
+def as_nobody() -> Iterator[tuple[Callable[..., subprocess.CompletedProcess[str]], Path]]:
+    """``(run_as, folder)``: ``run_as(*ARGS, cwd=...)`` runs ``mlp ARGS`` as the unprivileged
+    user ``nobody`` (65534); ``folder`` is a fresh folder every user can enter. Skipped where
+    that cannot be done (not root, or no ``setpriv``): CI runs as root, where permissions
+    are not enforced."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run a command as another user")
+    folder = Path(tempfile.mkdtemp(prefix="mlp-nobody-"))
+    folder.chmod(0o755)
+    cache = folder / "numba-cache"  # compiled kernels need a cache folder nobody can write
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+
+    def run_as(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+        env = {**clean_env(cwd), "NUMBA_CACHE_DIR": str(cache)}
+        command = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                   *mlp_command(*args)]
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+
+    try:
+        yield run_as, folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_unwritable_output_folder_as_a_user(as_nobody) -> None:
+    run_as, folder = as_nobody
+    locked = folder / "locked"
+    locked.mkdir(mode=0o755)  # owned by root: nobody may not write
+    result = run_as("train", *SMALL, "--save", locked / "run.st", "--data-dir",
+                    folder / "no-data", cwd=folder)
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, f"mlp: error: {locked}/", "Permission denied")
+    assert list(locked.iterdir()) == []
+
+
+def test_unreadable_data_folder_as_a_user(as_nobody) -> None:
+    run_as, folder = as_nobody
+    (folder / "out").mkdir(mode=0o777)
+    (folder / "out").chmod(0o777)
+    data = folder / "data"
+    data.mkdir(mode=0o700)  # owned by root: nobody may not read
+    (data / "train-images-idx3-ubyte.gz").write_bytes(b"x")
+    result = run_as("train", *SMALL, "--data-dir", data, "--save", folder / "out" / "run.st",
+                    cwd=folder / "out")
+    assert result.returncode == 1, result.stderr
+    assert_one_line(result.stderr, "mlp: error: ", str(data), "ermission denied")
+
+
+def test_unwritable_working_folder_without_save_as_a_user(as_nobody) -> None:
+    """Without --save an interrupt would save in the working folder: that is checked first."""
+    run_as, folder = as_nobody
+    result = run_as("train", *SMALL, "--data-dir", folder / "no-data", cwd=folder)
+    assert result.returncode == 2, result.stderr
+    assert_one_line(result.stderr, "mlp train: error: cannot write in the working folder "
+                    f"{folder} (Permission denied)", "pass --save FILE")
+
+
+# -------------------------------------------------------------------- start-up and resources
+
+
+STARTUP_LAUNCHER = '''\\
+"""Run ``python -m mlp ARGS``, pausing in the import of the train command (inside ``main``)
+until a signal arrives, so a SIGINT lands during start-up for sure."""
+import importlib.abc
+import runpy
+import sys
+import time
+
+
+class Pause(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "mlp.cli.train":
+            print("importing", flush=True)
+            time.sleep(600)
+        return None
+
+
+sys.meta_path.insert(0, Pause())
+sys.argv = ["mlp", *sys.argv[1:]]
+runpy.run_module("mlp", run_name="__main__", alter_sys=True)
+'''
+
+
+def test_sigint_during_start_up_is_one_line(tmp_path: Path) -> None:
+    launcher = tmp_path / "startup.py"
+    launcher.write_text(STARTUP_LAUNCHER)
+    proc = subprocess.Popen([sys.executable, str(launcher), "train", "--data-dir",
+                             tmp_path / "no-data"], cwd=tmp_path, env=clean_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "importing\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert err == "mlp: interrupted\n"
+
+
+@pytest.mark.parametrize("hidden", ["1000000", str(10**20)])
+def test_a_model_too_large_for_memory_is_refused(hidden: str, tmp_path: Path,
+                                                 fake_data: Path) -> None:
+    result = run_mlp("train", *SMALL, "--hidden", hidden, "--data-dir", fake_data,
+                     cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert_one_line(result.stderr, f"mlp train: error: the model 784-{hidden}-10 needs about ",
+                    "of memory is available")
+
+
+def _one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+@pytest.mark.parametrize("threads", [1, 64])
+def test_threads_are_capped_at_the_usable_cores(threads: int, tmp_path: Path,
+                                                fake_data: Path) -> None:
+    """On one usable core: --threads 1 as asked; --threads 64 capped at 1 with a warning. The
+    header says how many threads run."""
+    result = subprocess.run(mlp_command("train", *SMALL, "--epochs", "1", "--threads", threads,
+                                        "--data-dir", fake_data),
+                            cwd=tmp_path, env=clean_env(tmp_path), capture_output=True,
+                            text=True, timeout=600, check=False, preexec_fn=_one_core)
+    assert result.returncode == 0, result.stderr
+    assert "on numpy:cpu (1 thread)" in result.stdout
+    if threads == 1:
+        assert result.stderr == ""
+    else:
+        assert result.stderr == ("mlp: warning: --threads 64: only 1 core usable here; "
+                                 "using 1\n")
+
+
+def test_second_sigint_stops_at_once_keeping_the_last_checkpoint(tmp_path: Path,
+                                                                 fake_data: Path) -> None:
+    """Two SIGINTs within one step of epoch 2: exit 130 at once, no checkpoint written for
+    the stop; the one from epoch 1 stays, whole, and no temporary file is left."""
+    ckpt = tmp_path / "run.safetensors"
+    launcher = tmp_path / "twice.py"
+    launcher.write_text(LAUNCHER.replace("os.kill(os.getpid(), signum)",
+                                         "os.kill(os.getpid(), signum)\n"
+                                         "        os.kill(os.getpid(), signum)"))
+    stopped = run([sys.executable, str(launcher), str(STEPS + 3), str(int(signal.SIGINT)),
+                   "train", *SMALL, "--epochs", "2", "--data-dir", fake_data, "--save", ckpt],
+                  tmp_path)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == ("mlp: SIGINT received again: stopped at once, "
+                                               f"without saving; the last checkpoint is {ckpt}")
+    assert "Traceback" not in stopped.stderr
+    kept = checkpoint.load(ckpt)
+    assert kept.meta["epoch"] == 1 and kept.meta["train_state"]["batch"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors", "twice.py"]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_debug_after_the_command_shows_the_traceback(command: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"not a checkpoint")
+    args = (["train", "--resume", path] if command == "train"
+            else ["evaluate", "--checkpoint", path])
+    result = run_mlp(*args, "--debug", "--data-dir", tmp_path / "no-data", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "CheckpointError" in result.stderr

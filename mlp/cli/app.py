@@ -1,0 +1,143 @@
+"""The ``mlp`` entry point: the sub-command registry, and every failure turned into one line.
+
+Exit status: 0 done; 2 a bad option (a usage error: ``mlp train: error: ... (see mlp train
+--help)``); 1 bad data, a bad checkpoint, a diverged run or an operating-system error (the
+path and the reason); 130/143 when stopped by SIGINT/SIGTERM. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import MLPError
+from .parser import Parser, add_evaluate_arguments, add_train_arguments, error_line
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: its parser's options and the function that runs it. A ``passthrough``
+    command gets its raw arguments (``run(argv)``) instead of parsed ones."""
+
+    help: str
+    run: Callable[[Any], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None
+    passthrough: bool = False
+    parser_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import cmd_train
+
+    return cmd_train(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import cmd_evaluate
+
+    return cmd_evaluate(args)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import cmd_info
+
+    return cmd_info(args)
+
+
+def _bench(argv: list[str]) -> int:
+    from .bench import cmd_bench
+
+    return cmd_bench(argv)
+
+
+#: The sub-commands, in the order ``mlp --help`` lists them; a new command is a new entry.
+COMMANDS: dict[str, Command] = {
+    "train": Command(
+        "train on MNIST or Fashion-MNIST", _train, add_train_arguments,
+        description="Train an MLP. Defaults (shown per option) reach >= 98% MNIST test "
+        "accuracy; --preset replaces them (notebook, fast, best), options given here win.",
+        parser_options={"formatter_class": argparse.ArgumentDefaultsHelpFormatter,
+                        "argument_default": argparse.SUPPRESS},
+    ),
+    "evaluate": Command("test loss, accuracy and confusion matrix of a checkpoint", _evaluate,
+                        add_evaluate_arguments),
+    "info": Command("backends, versions, devices, dtypes and BLAS threads", _info),
+    "bench": Command("run the benchmark suite and write its report (options: mlp bench "
+                     "--help)", _bench, passthrough=True, parser_options={"add_help": False}),
+}
+
+
+def build_parser() -> Parser:
+    from .parser import build_parser as build
+
+    return build(COMMANDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mlp ARGV``; returns the exit status. A usage error raises ``SystemExit(2)``, as
+    argparse does for the options it checks itself."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # before parsing: a failure while parsing is reported alike
+    prog = "mlp"
+    try:
+        command = COMMANDS.get(argv[0]) if argv else None
+        if command is not None and command.passthrough:
+            return command.run(argv[1:])
+        args, unknown = build_parser().parse_known_args(argv)
+        debug, prog = getattr(args, "debug", False), f"mlp {args.command}"
+        if unknown:  # named by the sub-command, not by the top-level parser
+            print(error_line(prog, f"unrecognized arguments: {' '.join(unknown)}"),
+                  file=sys.stderr)
+            raise SystemExit(2)
+        return COMMANDS[args.command].run(args)
+    except Exception as exc:
+        if debug or not _reported(exc, prog):
+            raise
+        if _is_usage(exc):
+            raise SystemExit(2) from None
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("mlp: interrupted", file=sys.stderr)
+        return 130
+
+
+def _is_usage(exc: BaseException) -> bool:
+    from .settings import UsageError
+
+    return isinstance(exc, UsageError)
+
+
+def _reported(exc: BaseException, prog: str) -> bool:
+    """Print the one line for a failure the user can act on; ``False`` for a bug."""
+    import backends
+
+    if isinstance(exc, BrokenPipeError):
+        return True  # the reader went away: nothing to tell it
+    if _is_usage(exc):
+        print(error_line(prog, str(exc)), file=sys.stderr)
+    elif isinstance(exc, MLPError | backends.BackendError):
+        print(f"mlp: error: {_one_line(str(exc))}", file=sys.stderr)
+    elif isinstance(exc, OSError):
+        print(f"mlp: error: {describe_os_error(exc)}", file=sys.stderr)
+    else:
+        return False
+    return True
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` (and ``-> PATH2`` for a rename) of an operating-system error."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{where}: {reason}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,232 @@
+"""``mlp train``: plan the run (settings, outputs, resources), then train under the run's claim
+on its output files, saving after every epoch and on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import backends
+
+from ..errors import CheckpointError, MLPError
+from . import outputs, resources
+from . import settings as rules
+from .report import epoch_line, header_lines, stop_line
+from .settings import UsageError
+
+
+@dataclass
+class Plan:
+    """Everything decided before data is read: settings, where the run resumes from, outputs."""
+
+    settings: dict[str, Any]
+    resumed: Any = None  # a checkpoint.Checkpoint
+    state: Any = None  # a train.TrainState
+    save: Path | None = None
+    metrics: Path | None = None
+    metrics_append: bool = False
+    plot: Path | None = None
+    threads: int | None = None
+    in_place: bool = False  # --save is the --resume file
+
+
+class SecondInterrupt(KeyboardInterrupt):
+    """A second SIGINT while the first one's stop is under way."""
+
+
+class StopFlag:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second
+    SIGINT raises :class:`SecondInterrupt` at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise SecondInterrupt
+        self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Settings and checked outputs; raises UsageError, CheckpointError before any training."""
+    from .. import checkpoint
+    from ..train import TrainState
+
+    resume = getattr(args, "resume", None)
+    save, metrics, plot = (getattr(args, k, None) for k in ("save", "metrics", "plot"))
+    outputs.check_plot_format(plot)
+    outputs.check_distinct({"--resume": resume, "--save": save, "--metrics": metrics,
+                            "--plot": plot})
+    p = Plan(rules.resolve_settings(args))
+    if resume:
+        p.resumed = checkpoint.load(resume)
+        meta = p.resumed.meta
+        if "settings" not in meta or "train_state" not in meta:
+            raise MLPError(f"{resume}: this checkpoint holds no training state to resume "
+                           "(it was not written by mlp train)")
+        saved = rules.validate_settings(meta["settings"], resume)
+        p.settings = rules.resume_settings(args, saved)
+        state, keys = meta["train_state"], {f.name for f in fields(TrainState)}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise CheckpointError(f"invalid checkpoint {resume}: its training state is not an "
+                                  f"object with the keys {', '.join(sorted(keys))}")
+        p.state = TrainState.from_json(state)
+        rules.check_state(p.state, resume)
+    try:
+        backend = backends.get(p.settings["backend"], p.settings["device"])
+        backend.dtype(p.settings["dtype"])
+    except backends.BackendError as exc:
+        raise UsageError(str(exc)) from None
+    p.in_place = resume is not None and save is not None and Path(save).exists() and (
+        Path(save).resolve() == Path(resume).resolve())
+    p.save = outputs.check_output(save, "--save", args.overwrite or p.in_place)
+    if resume and metrics and Path(metrics).is_file():
+        outputs.check_output(metrics, "--metrics", True)  # the kind of file and its folder
+        p.metrics = Path(metrics)
+        p.metrics_append = outputs.check_metrics_continues(
+            p.metrics, p.state.history, args.overwrite)
+    else:
+        p.metrics = outputs.check_output(metrics, "--metrics", args.overwrite)
+    p.plot = outputs.check_output(plot, "--plot", args.overwrite)
+    if p.save is None:
+        outputs.check_fallback_folder()
+    if getattr(args, "threads", None):
+        p.threads = resources.cap_threads(args.threads)
+        resources.set_threads(backend, p.threads)
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    p = plan(args)
+    with outputs.claimed({"--save": p.save, "--metrics": p.metrics, "--plot": p.plot}):
+        return _run(args, p)
+
+
+def _run(args: argparse.Namespace, p: Plan) -> int:
+    from .. import checkpoint, data
+    from ..train import DeviceData, StopRequested, Trainer
+
+    settings, quiet = p.settings, args.quiet
+    interactive = sys.stderr.isatty() and not quiet
+    dataset = data.load(settings["dataset"], getattr(args, "data_dir", None),
+                        progress=interactive)
+    steps = -(-dataset.x_train.shape[0] // settings["batch_size"])
+    if p.resumed is not None:
+        rules.check_architecture(p.resumed.config["sizes"], dataset, str(args.resume))
+        rules.check_state(p.state, str(args.resume), steps)
+        model = checkpoint.restore(p.resumed, backend=settings["backend"],
+                                   device=settings["device"])
+        if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
+            # A longer (or shorter) run: the schedule spans the new total.
+            model.optimizer.schedule = rules.build_schedule(settings, steps)
+    else:
+        sizes = [dataset.num_features, *rules.parse_hidden(settings["hidden"]),
+                 dataset.num_classes]
+        choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
+        resources.check_memory(settings, sizes, choice.name)
+        model = rules.build_model(settings, dataset.num_features, dataset.num_classes, steps)
+
+    def log(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    # This run's checkpoint at --save is good to fall back on once written (or when resumed
+    # in place: the file it resumed from).
+    wrote = {"save": p.in_place}
+    metrics = outputs.MetricsWriter(p.metrics, p.metrics_append) if p.metrics else None
+
+    def meta() -> dict[str, Any]:
+        st = trainer.state
+        return {"dataset": settings["dataset"], "epoch": st.epoch, "settings": settings,
+                "train_state": st.to_json()}
+
+    def on_epoch(m: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.write(m)
+        log(epoch_line(m, settings["epochs"]))
+        if p.save is not None:
+            checkpoint.save(p.save, model, meta())
+            wrote["save"] = True
+
+    progress = None
+    if interactive:
+        from tqdm.auto import tqdm
+
+        def progress(total: int, initial: int, desc: str) -> Any:
+            return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
+                        dynamic_ncols=True)
+
+    with StopFlag() as stop:
+        trainer = Trainer(
+            model, DeviceData(model, dataset.x_train, dataset.y_train),
+            DeviceData(model, dataset.x_test, dataset.y_test),
+            batch_size=settings["batch_size"], epochs=settings["epochs"], seed=settings["seed"],
+            state=p.state, on_epoch=on_epoch, progress=progress, should_stop=stop,
+        )
+        if metrics is not None and not p.metrics_append:
+            for m in trainer.state.history:  # a new metrics file starts with the epochs done
+                metrics.write(m)
+        for line in header_lines(model, settings, trainer.steps_per_epoch, p.threads):
+            log(line)
+        done_before = trainer.state.epoch
+        try:
+            history = trainer.fit()
+        except StopRequested:
+            target = p.save or outputs.free_path(Path(outputs.DEFAULT_INTERRUPT_CHECKPOINT))
+            checkpoint.save(target, model, meta())
+            command = ["mlp", "train", "--resume", str(target), "--save", str(target)]
+            if getattr(args, "data_dir", None):
+                command += ["--data-dir", args.data_dir]
+            print(f"{stop_line(stop.signum, trainer)}; saved {target}\n"
+                  f"resume with: {shlex.join(command)}", file=sys.stderr)
+            return 128 + stop.signum
+        except SecondInterrupt:
+            kept = f"; the last checkpoint is {p.save}" if wrote["save"] else ""
+            print(f"mlp: SIGINT received again: stopped at once, without saving{kept}",
+                  file=sys.stderr)
+            return 130
+        except MLPError as exc:
+            if wrote["save"]:
+                raise MLPError(f"{exc}; the last good checkpoint is kept in {p.save}") from None
+            raise
+        finally:
+            if metrics is not None:
+                metrics.close()
+
+    trained = trainer.state.epoch > done_before
+    if not trained:
+        print(f"the run in {args.resume} already finished epoch {done_before} of "
+            f"{settings['epochs']}: nothing to train (give a larger --epochs to go on)")
+    if p.save is not None and not trained and not p.in_place:
+        checkpoint.save(p.save, model, meta())  # --save asks for the run's checkpoint there
+    if p.plot is not None:
+        from ..plot import plot_history
+
+        with outputs.naming(p.plot):
+            plot_history(history, p.plot, title=f"{settings['dataset']} "
+                         f"{'-'.join(map(str, model.sizes))}")
+        log(f"plot written to {p.plot}")
+    if p.save is not None and (trained or not p.in_place):
+        log(f"checkpoint written to {p.save}")
+    if history and quiet:
+        last = history[-1]
+        print(f"test accuracy {100 * last['test_acc']:.2f}%  test loss {last['test_loss']:.4f}")
+    return 0
