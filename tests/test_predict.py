@@ -1,0 +1,157 @@
+"""Tests of ``mlp predict``: a small model trained here on real MNIST predicts PNG and JPEG
+files written from MNIST test digits as it predicts the stored arrays.
+
+Bounds: the colour-inverted and off-centre files give the very same input as the stored digit
+(see test_images), so their predictions equal those on the files of the stored digits; every
+variant agrees with the model's prediction on the original array for >= 95 % of the sample
+(resampling, JPEG and the noise threshold of the crop change a few pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_cli import real_mnist_dir, run_mlp
+
+from mlp import MLP, Adam, checkpoint, data
+from mlp.predict import add_arguments, run
+from mlp.train import PIXEL_SCALE
+
+SAMPLE = 50
+VARIANTS = ("stored", "inverted", "off-centre", "112px", "jpeg")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 784-64-10 model after one epoch on MNIST (about 97 %), its checkpoint, and its
+    predictions on the first :data:`SAMPLE` test digits."""
+    mnist = data.load("mnist", real_mnist_dir())
+    model = MLP([784, 64, 10], optimizer=Adam(3e-3), seed=0)
+    order = np.random.default_rng(0).permutation(mnist.x_train.shape[0])
+    for i in range(0, order.size, 128):
+        batch = order[i : i + 128]
+        model.train_step(model.backend.asarray(mnist.x_train[batch] * np.float32(PIXEL_SCALE)),
+                         model.backend.asarray(mnist.y_train[batch]))
+    folder = tmp_path_factory.mktemp("predict")
+    path = checkpoint.save(folder / "model.safetensors", model)
+    digits = mnist.x_test[:SAMPLE]
+    expected = model.backend.to_numpy(
+        model.predict(model.backend.asarray(digits * np.float32(PIXEL_SCALE))))
+    return {"path": path, "folder": folder, "digits": digits.reshape(-1, 28, 28),
+            "expected": [int(c) for c in expected]}
+
+
+def variant(kind: str, digit: np.ndarray, folder: Path, i: int) -> Path:
+    """Digit ``i`` written as a file of ``kind``."""
+    if kind == "stored":
+        pixels, name = digit, f"{i}.png"
+    elif kind == "inverted":
+        pixels, name = 255 - digit, f"{i}-inverted.png"
+    elif kind == "off-centre":
+        pixels, name = np.zeros((60, 45), dtype=np.uint8), f"{i}-canvas.png"
+        pixels[3:31, 15:43] = digit
+    elif kind == "112px":
+        img = Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC)
+        pixels, name = np.asarray(img), f"{i}-112.png"
+    else:
+        pixels, name = digit, f"{i}.jpg"
+    Image.fromarray(pixels).save(folder / name, quality=90)
+    return folder / name
+
+
+def predict(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="mlp predict")
+    add_arguments(parser)
+    status = run(parser.parse_args(list(argv)))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("kind", VARIANTS)
+def test_predictions_match_the_original_arrays(kind: str, trained: dict,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    files = [variant(kind, d, trained["folder"], i) for i, d in enumerate(trained["digits"])]
+    status, out, err = predict("--checkpoint", str(trained["path"]), "--json",
+                               *map(str, files), capsys=capsys)
+    assert status == 0 and err == ""
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["file"] for row in rows] == [str(f) for f in files]
+    got = [row["prediction"] for row in rows]
+    agree = sum(g == e for g, e in zip(got, trained["expected"], strict=True))
+    assert agree >= 0.95 * SAMPLE, (kind, agree)
+    if kind in ("inverted", "off-centre"):
+        stored = [variant("stored", d, trained["folder"], i)
+                  for i, d in enumerate(trained["digits"])]
+        _, out, _ = predict("--checkpoint", str(trained["path"]), "--json",
+                            *map(str, stored), capsys=capsys)
+        assert got == [json.loads(line)["prediction"] for line in out.splitlines()]
+
+
+def test_text_and_top_k(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    file = variant("stored", trained["digits"][0], trained["folder"], 0)
+    status, out, _ = predict("--checkpoint", str(trained["path"]), str(file), capsys=capsys)
+    assert status == 0
+    assert out.startswith(f"{file}: {trained['expected'][0]} (") and out.endswith(" %)\n")
+    status, out, _ = predict("--checkpoint", str(trained["path"]), "--top", "3", str(file),
+                             capsys=capsys)
+    parts = out.strip().split(": ", 1)[1].split(", ")
+    assert len(parts) == 3 and parts[0].startswith(f"{trained['expected'][0]} (")
+    percents = [float(p.split("(")[1].rstrip(" %)")) for p in parts]
+    assert percents == sorted(percents, reverse=True)
+
+
+def test_json_probabilities_are_a_distribution(trained: dict,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    file = variant("stored", trained["digits"][1], trained["folder"], 1)
+    _, out, _ = predict("--checkpoint", str(trained["path"]), "--json", "--top", "10",
+                        str(file), capsys=capsys)
+    row = json.loads(out)
+    probs = [entry["probability"] for entry in row["top"]]
+    assert sorted(entry["class"] for entry in row["top"]) == list(range(10))
+    assert abs(sum(probs) - 1) < 1e-5 and probs == sorted(probs, reverse=True)
+    assert row["top"][0] == {"class": row["prediction"], "probability": row["probability"]}
+
+
+def test_bad_images_in_the_real_process(trained: dict, tmp_path: Path) -> None:
+    good = [variant("stored", d, tmp_path, i) for i, d in enumerate(trained["digits"][:2])]
+    (tmp_path / "notes.png").write_text("not an image")
+    result = run_mlp("predict", "--checkpoint", trained["path"], good[0], "notes.png",
+                     "missing.png", good[1], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert "notes.png" in errors[0] and "missing.png" in errors[1]
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(good[0]), str(good[1])]
+    assert [int(line.split(": ")[1].split()[0]) for line in lines] == trained["expected"][:2]
+
+
+def test_top_and_json_in_the_real_process(trained: dict, tmp_path: Path) -> None:
+    file = variant("stored", trained["digits"][2], tmp_path, 2)
+    result = run_mlp("predict", "--checkpoint", trained["path"], "--top", "3", "--json", file,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["prediction"] == trained["expected"][2] and len(row["top"]) == 3
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint"])
+def test_bad_checkpoint_is_one_line(content: bytes | None, trained: dict, tmp_path: Path) -> None:
+    file = variant("stored", trained["digits"][0], tmp_path, 0)
+    ckpt = tmp_path / "model.safetensors"
+    if content is not None:
+        ckpt.write_bytes(content)
+    result = run_mlp("predict", "--checkpoint", ckpt, file, cwd=tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1 and "model.safetensors" in result.stderr
+    assert result.stdout == ""
+
+
+def test_top_must_be_positive(tmp_path: Path) -> None:
+    result = run_mlp("predict", "--checkpoint", "x", "--top", "0", "a.png", cwd=tmp_path)
+    assert result.returncode == 2 and "--top" in result.stderr
