@@ -21,8 +21,6 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
-
 import backends
 
 from .errors import MLPError
@@ -58,10 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device, e.g. 0 or cuda:1 for GPUs (default: the backend's default)")
 
 
-def probabilities(model: Any, pixels: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(N, classes)`` float64 on the host for ``pixels`` ``(N, 784)``
-    uint8, computed on the model's backend (softmax of the logits, stabilised by subtracting
-    each row's maximum; a model ending in softmax already gives them)."""
+def probabilities(model: Any, pixels: Any) -> Any:
+    """Class probabilities ``(N, classes)`` in the model dtype, a host NumPy array, for
+    ``pixels`` ``(N, 784)`` uint8, computed on the model's backend (softmax of the logits,
+    stabilised by subtracting each row's maximum; a model ending in softmax gives them)."""
     from .train import PIXEL_SCALE
 
     xp = model.xp
@@ -70,7 +68,7 @@ def probabilities(model: Any, pixels: np.ndarray) -> np.ndarray:
     if model.output != "softmax":
         e = xp.exp(out - xp.max(out, axis=1, keepdims=True))
         out = e / xp.sum(e, axis=1, keepdims=True)
-    return np.asarray(model.backend.to_numpy(out), dtype=np.float64)
+    return model.backend.to_numpy(out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,17 +101,17 @@ def run(args: argparse.Namespace) -> int:
             continue
         p = probabilities(model, pixels[None, :])[0]
         # Most likely first; ties keep the lower class first, as argmax does.
-        best = [int(c) for c in np.argsort(-p, kind="stable")[:k]]
+        best = sorted(range(len(p)), key=lambda c: -float(p[c]))[:k]
         print(_format(str(path), best, p, args.json), flush=True)
     return status
 
 
-def _format(path: str, best: list[int], p: np.ndarray, as_json: bool) -> str:
+def _format(path: str, best: list[int], p: Any, as_json: bool) -> str:
     if as_json:
         top = [{"class": c, "probability": float(p[c])} for c in best]
         return json.dumps({"file": path, "prediction": best[0],
                            "probability": float(p[best[0]]), "top": top})
-    return f"{path}: " + ", ".join(f"{c} ({100 * p[c]:.1f} %)" for c in best)
+    return f"{path}: " + ", ".join(f"{c} ({100 * float(p[c]):.1f} %)" for c in best)
 
 
 __all__ = ["add_arguments", "probabilities", "run"]

@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "mlp"
 BACKENDS = ROOT / "backends"
 
-#: Modules of mlp/ that work on host NumPy data (files, the command line, plots): they may
-#: import NumPy. Every other module of mlp/ is checked by the rules below.
-HOST_IO_MODULES = {"data.py", "checkpoint.py", "cli.py", "plot.py", "__main__.py"}
+#: Modules of mlp/ that work on host NumPy data (files, the command line, images, plots): they
+#: may import NumPy. Every other module of mlp/ is checked by the rules below.
+HOST_IO_MODULES = {"data.py", "checkpoint.py", "images.py", "plot.py", "__main__.py"}
+#: Packages of mlp/ on the host side likewise (the command line).
+HOST_IO_PACKAGES = {"cli"}
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
 #: String constants that name a library, a backend or a device kind (compared casefolded;
 #: ``cuda:0`` counts as ``cuda``). Messages that merely mention them are longer strings.
@@ -32,7 +34,8 @@ def _rel(path: Path) -> str:
 
 def math_modules() -> list[Path]:
     return sorted(p for p in MLP.rglob("*.py")
-                  if not (p.parent == MLP and p.name in HOST_IO_MODULES))
+                  if not (p.parent == MLP and p.name in HOST_IO_MODULES)
+                  and p.relative_to(MLP).parts[0] not in HOST_IO_PACKAGES)
 
 
 def all_modules() -> list[Path]:
@@ -131,6 +134,7 @@ def test_the_lists_match_the_tree():
     assert not {p.name for p in math_modules() if p.parent == MLP} & HOST_IO_MODULES
     present = {p.name for p in MLP.glob("*.py")}
     assert HOST_IO_MODULES - {"__main__.py"} <= present, "a host module was renamed"
+    assert all((MLP / package / "__init__.py").exists() for package in HOST_IO_PACKAGES)
 
 
 @pytest.mark.parametrize("path", math_modules(), ids=_rel)
