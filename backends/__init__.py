@@ -65,6 +65,17 @@ def available() -> list[dict[str, Any]]:
     return out
 
 
+def cupy_distributions() -> list[str]:
+    """Names of the installed CuPy distributions (``cupy-cuda12x``, ``cupy-cuda13x``, ...).
+
+    More than one is a broken install: they share the ``cupy`` package folder."""
+    from importlib.metadata import distributions
+
+    return sorted({name for d in distributions()
+                   if (name := d.metadata["Name"] or "").lower().startswith("cupy")})
+
+
 __all__ = [
-    "DEFAULT", "DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available", "get",
+    "DEFAULT", "DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available",
+    "cupy_distributions", "get",
 ]

@@ -5,30 +5,40 @@ loads the datasets, ``mlp.train`` holds the training loop (:class:`Trainer`) and
 ``mlp.checkpoint`` saves and restores models.
 """
 
-from . import checkpoint, data, train
-from .layers import (
-    GELU,
-    Dropout,
-    Layer,
-    LeakyReLU,
-    Linear,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
-from .losses import MSE, CrossEntropy, SoftmaxCrossEntropy
-from .model import MLP, build_layers
-from .optimizers import SGD, Adam, AdamW, Optimizer
-from .schedules import Constant, Cosine, LinearWarmup, StepDecay
-from .train import Trainer
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GELU", "MLP", "MSE", "SGD", "Adam", "AdamW", "Constant", "Cosine", "CrossEntropy",
-    "Dropout", "Layer", "LeakyReLU", "Linear", "LinearWarmup", "Optimizer", "ReLU",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "Trainer",
-    "build_layers", "checkpoint", "data", "train",
-]
+#: Public name -> the submodule that defines it. Imported on first use, so that ``import mlp``
+#: (and so the ``mlp`` command's start-up) does not load an array library before it is needed.
+_EXPORTS = {
+    **dict.fromkeys(("GELU", "Dropout", "Layer", "LeakyReLU", "Linear", "ReLU", "Sequential",
+                     "Sigmoid", "Softmax", "Tanh"), "layers"),
+    **dict.fromkeys(("MSE", "CrossEntropy", "SoftmaxCrossEntropy"), "losses"),
+    **dict.fromkeys(("MLP", "build_layers"), "model"),
+    **dict.fromkeys(("SGD", "Adam", "AdamW", "Optimizer"), "optimizers"),
+    **dict.fromkeys(("Constant", "Cosine", "LinearWarmup", "StepDecay"), "schedules"),
+    "Trainer": "train",
+}
+_SUBMODULES = ("checkpoint", "data", "train", "images", "layers", "losses", "model",
+               "optimizers", "schedules")
+
+__all__ = [*sorted(_EXPORTS), "checkpoint", "data", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'mlp' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -15,6 +15,7 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
@@ -27,9 +28,12 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
             if key.endswith("acc"):
                 values = [100.0 * v for v in values]
             ax.plot(epochs, values, marker="o", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="loss (mean per sample)",
+                title="Loss per epoch (lower is better)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)",
+               title="Accuracy per epoch (higher is better)")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     if title:

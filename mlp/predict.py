@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 1)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per file and line instead of text")
-    parser.add_argument("--backend", choices=backends.NAMES, default="numpy",
+    parser.add_argument("--backend", choices=backends.NAMES, default=backends.DEFAULT,
                         help="array library to run the model on (default numpy)")
     parser.add_argument("--device", default=None,
                         help="device, e.g. 0 or cuda:1 for GPUs (default: the backend's default)")

@@ -77,3 +77,17 @@ def test_gpu_check_names_duplicate_cupy_installs(tmp_path: Path) -> None:
     run = _gpu_check(tmp_path, "out", env_extra={"PYTHONPATH": str(site)})
     assert run.returncode == 1, run.stdout + run.stderr
     assert "several CuPy distributions are installed (cupy-cuda12x, cupy-cuda13x)" in run.stdout
+
+
+def test_mlp_info_names_duplicate_cupy_installs(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for name in ("cupy-cuda12x", "cupy-cuda13x"):
+        info = site / f"{name.replace('-', '_')}-14.0.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 14.0.0\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-m", "mlp", "info"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert ("warning: 2 CuPy distributions are installed (cupy-cuda12x, cupy-cuda13x)"
+            in run.stdout)

@@ -1,4 +1,4 @@
-"""The ``mlp`` command: ``train``, ``evaluate``, ``info`` and ``bench``.
+"""The ``mlp`` command: ``train``, ``evaluate``, ``predict``, ``info`` and ``bench``.
 
 ``main`` is the console script's entry point; :data:`~mlp.cli.app.COMMANDS` is the registry of
 sub-commands. Modules: ``parser`` (options), ``settings`` (defaults, presets, ``--resume``
@@ -6,7 +6,16 @@ rules), ``outputs`` (output files, their checks and locks), ``resources`` (memor
 ``report`` (what a run prints), ``train``, ``evaluate``, ``info``, ``bench``.
 """
 
+from typing import Any
+
 from .app import COMMANDS, Command, build_parser, main
-from .settings import DEFAULTS, PRESETS
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DEFAULTS", "PRESETS"):  # imported on use: they load the library
+        from . import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module 'mlp.cli' has no attribute {name!r}")
 
 __all__ = ["COMMANDS", "DEFAULTS", "PRESETS", "Command", "build_parser", "main"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import MLPError
-from .parser import Parser, add_evaluate_arguments, add_train_arguments, error_line
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,30 @@ def _info(args: argparse.Namespace) -> int:
     return cmd_info(args)
 
 
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    from .parser import add_train_arguments
+
+    add_train_arguments(parser)
+
+
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
+    from .parser import add_evaluate_arguments
+
+    add_evaluate_arguments(parser)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..predict import run
+
+    return run(args)
+
+
+def _add_predict(parser: argparse.ArgumentParser) -> None:
+    from ..predict import add_arguments
+
+    add_arguments(parser)
+
+
 def _bench(argv: list[str]) -> int:
     from .bench import cmd_bench
 
@@ -57,21 +80,23 @@ def _bench(argv: list[str]) -> int:
 #: The sub-commands, in the order ``mlp --help`` lists them; a new command is a new entry.
 COMMANDS: dict[str, Command] = {
     "train": Command(
-        "train on MNIST or Fashion-MNIST", _train, add_train_arguments,
+        "train on MNIST or Fashion-MNIST", _train, _add_train,
         description="Train an MLP. Defaults (shown per option) reach >= 98% MNIST test "
         "accuracy; --preset replaces them (notebook, fast, best), options given here win.",
         parser_options={"formatter_class": argparse.ArgumentDefaultsHelpFormatter,
                         "argument_default": argparse.SUPPRESS},
     ),
     "evaluate": Command("test loss, accuracy and confusion matrix of a checkpoint", _evaluate,
-                        add_evaluate_arguments),
+                        _add_evaluate),
+    "predict": Command("the digit in each of your image files (PNG, JPEG), by a checkpoint",
+                       _predict, _add_predict),
     "info": Command("backends, versions, devices, dtypes and BLAS threads", _info),
     "bench": Command("run the benchmark suite and write its report (options: mlp bench "
                      "--help)", _bench, passthrough=True, parser_options={"add_help": False}),
 }
 
 
-def build_parser() -> Parser:
+def build_parser() -> argparse.ArgumentParser:
     from .parser import build_parser as build
 
     return build(COMMANDS)
@@ -90,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         args, unknown = build_parser().parse_known_args(argv)
         debug, prog = getattr(args, "debug", False), f"mlp {args.command}"
         if unknown:  # named by the sub-command, not by the top-level parser
+            from .parser import error_line
+
             print(error_line(prog, f"unrecognized arguments: {' '.join(unknown)}"),
                   file=sys.stderr)
             raise SystemExit(2)
@@ -120,6 +147,8 @@ def _reported(exc: BaseException, prog: str) -> bool:
     if isinstance(exc, BrokenPipeError):
         return True  # the reader went away: nothing to tell it
     if _is_usage(exc):
+        from .parser import error_line
+
         print(error_line(prog, str(exc)), file=sys.stderr)
     elif isinstance(exc, MLPError | backends.BackendError):
         print(f"mlp: error: {_one_line(str(exc))}", file=sys.stderr)

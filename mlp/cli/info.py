@@ -30,6 +30,11 @@ def cmd_info(args: argparse.Namespace) -> int:
                   f"dtypes {', '.join(entry['dtypes'])}")
         else:
             print(f"  {entry['name']:<17} unavailable: {entry['error']}")
+    cupies = backends.cupy_distributions()
+    if len(cupies) > 1:
+        print(f"  warning: {len(cupies)} CuPy distributions are installed ({', '.join(cupies)}), "
+              "which overwrite each other: pip uninstall all but the one matching the CUDA "
+              "version (nvidia-smi)")
     print("BLAS / OpenMP thread pools:")
     pools = threadpool_info()
     if not pools:

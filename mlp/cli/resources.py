@@ -80,13 +80,3 @@ def cap_threads(requested: int) -> int:
     print(f"mlp: warning: --threads {requested}: only {cores} "
           f"core{'s' if cores != 1 else ''} usable here; using {cores}", file=sys.stderr)
     return cores
-
-
-def set_threads(backend: Any, threads: int) -> None:
-    """Limit the BLAS/OpenMP pools, and the backend's own kernels where it has a thread count."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    ops = backend.ops
-    if hasattr(ops, "threads"):
-        ops.threads = threads

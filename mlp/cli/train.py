@@ -110,7 +110,7 @@ def plan(args: argparse.Namespace) -> Plan:
         outputs.check_fallback_folder()
     if getattr(args, "threads", None):
         p.threads = resources.cap_threads(args.threads)
-        resources.set_threads(backend, p.threads)
+        backend.set_threads(p.threads)
     return p
 
 
