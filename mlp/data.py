@@ -34,7 +34,7 @@ ENV_DATA_DIR, ENV_CACHE_DIR, ENV_DATA_URL = "MLP_DATA_DIR", "MLP_CACHE_DIR", "ML
 #: The raw file name of each role; the gzipped file adds ``.gz``.
 FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
          "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-_IDX_TYPE_NAMES = {8: "uint8", 9: "int8", 11: "int16", 12: "int32", 13: "float32", 14: "float64"}
+_IDX_TYPES = {8: "uint8", 9: "int8", 11: "int16", 12: "int32", 13: "float32", 14: "float64"}
 _DIGITS = tuple(str(i) for i in range(10))
 
 
@@ -132,8 +132,8 @@ def _parse(stream: IO[bytes], size: int | None, label: str, spec: DatasetSpec, r
         raise DataError(f"{label}: not an IDX file: it starts with bytes {head.hex(' ')}, an IDX "
                         "file starts with two zero bytes, a type code and the number of dimensions")
     code, ndim = head[2], head[3]
-    if code not in _IDX_TYPE_NAMES:
-        raise DataError(f"{label}: unknown IDX type code 0x{code:02X} (known: {_IDX_TYPE_NAMES})")
+    if code not in _IDX_TYPES:
+        raise DataError(f"{label}: unknown IDX type code 0x{code:02X} (known: {_IDX_TYPES})")
     if ndim > 32:
         raise DataError(f"{label}: absurd IDX header: {ndim} dimensions (at most 32)")
     head += _header(stream, 4 * ndim, label, "dimension sizes")
@@ -142,7 +142,7 @@ def _parse(stream: IO[bytes], size: int | None, label: str, spec: DatasetSpec, r
     magic = lambda code, ndim: f"magic 0x{(code << 8) | ndim:08X} = {(code << 8) | ndim}"
     if code != 0x08 or ndim != want:
         raise DataError(f"{label}: not an IDX {kind} file: expected uint8 with {want} dimension"
-                        f"{'s' if images else ''} ({magic(0x08, want)}), found {_IDX_TYPE_NAMES[code]} "
+                        f"{'s' if images else ''} ({magic(0x08, want)}), found {_IDX_TYPES[code]} "
                         f"with {ndim} ({magic(code, ndim)})")
     count = spec.n_train if role.startswith("train") else spec.n_test
     if dims[0] != count:
