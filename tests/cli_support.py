@@ -1,12 +1,15 @@
-"""Helpers shared by the command-line tests: a small fake dataset and a sealed environment."""
+"""Helpers shared by the command-line tests: MNIST as raw files and a sealed environment."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from mlp import data
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -16,25 +19,18 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return head + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
-def write_fake_fashion(folder: Path) -> Path:
-    """Fashion-MNIST-shaped raw IDX files with a learnable pattern (class c brightens rows
-    2c+4 and 2c+5 of a noisy image) and 10 % of the labels replaced at random, so accuracy
-    stays below 100 %. Written once per test run and reused."""
+def write_real_mnist_raw(folder: Path) -> Path:
+    """The MNIST files shipped with the package, decompressed into ``folder`` (raw IDX files,
+    which the loader verifies by the SHA-256 of their content like any other copy). Written
+    once per test run and reused."""
     done = folder / "complete"
     if done.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(20240601)
-    for prefix, n in (("train", 60000), ("t10k", 10000)):
-        classes = rng.integers(0, 10, n)
-        images = rng.integers(0, 64, (n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            images[classes == c, 2 * c + 4 : 2 * c + 6, :] += 150
-        noisy = rng.random(n) < 0.1
-        classes[noisy] = rng.integers(0, 10, int(noisy.sum()))
-        labels = classes.astype(np.uint8)
-        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
-        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    shipped = data.embedded_path("mnist")
+    assert shipped is not None
+    for name in data.FILES.values():
+        (folder / name).write_bytes(gzip.decompress((shipped / f"{name}.gz").read_bytes()))
     done.write_text("ok")
     return folder
 

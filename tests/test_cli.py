@@ -5,17 +5,15 @@ Process-level behaviour (exit status, what reaches stderr, no traceback) is chec
 command, ``python -m mlp``, in a subprocess; the rest calls :func:`mlp.cli.main` in-process,
 which is the same code without the start-up cost.
 
-Only one test needs the real MNIST files (found through ``MLP_DATA_DIR``; skipped when that is
-unset or missing, failed when ``CI`` is set). Everything else trains on a small-model run over a
-fake dataset written here: Fashion-MNIST-shaped raw IDX files (60000 + 10000 images), which the
-data module checks for structure only, so the real CLI loads them without any test hook.
+The end-to-end test trains on the MNIST copy shipped with the package. Everything else trains a
+small model on MNIST written here as raw (decompressed) IDX files and given with ``--data-dir``;
+the data module verifies them like any other copy, so the real CLI loads them with no test hook.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_support import clean_env, write_fake_fashion
+from cli_support import clean_env, write_real_mnist_raw
 
 import backends
 from mlp import checkpoint, data
@@ -33,7 +31,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
 BACKEND_LINES = ("numpy", "array_api_strict", "torch", "cupy")
 #: A small, quick model for the fake dataset: 30 steps per epoch.
-SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "2000")
+SMALL = ("--dataset", "mnist", "--hidden", "16", "--batch-size", "2000")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -41,7 +39,7 @@ SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "2000")
 
 @pytest.fixture(scope="session")
 def fake_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion")
+    return write_real_mnist_raw(tmp_path_factory.getbasetemp() / "mnist-raw")
 
 
 @pytest.fixture(scope="session")
@@ -97,21 +95,6 @@ def check_evaluate_output(text: str, labels: np.ndarray) -> float:
 # --------------------------------------------------------------------------- real MNIST
 
 
-def real_mnist_dir() -> Path:
-    """The MNIST folder from ``MLP_DATA_DIR``; skip without it, but fail when ``CI`` is set."""
-    folder = os.environ.get("MLP_DATA_DIR")
-    reason = None
-    if not folder:
-        reason = "MLP_DATA_DIR is not set; the end-to-end test needs the real MNIST files"
-    elif not Path(folder).is_dir():
-        reason = f"MLP_DATA_DIR={folder} is not a folder; the end-to-end test needs real MNIST"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-        pytest.skip(reason)
-    return Path(folder)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def test_end_to_end_real_mnist(backend: str, tmp_path: Path) -> None:
@@ -123,9 +106,8 @@ def test_end_to_end_real_mnist(backend: str, tmp_path: Path) -> None:
             backends.get(backend)
         except backends.BackendError as exc:
             pytest.skip(str(exc))
-    folder = real_mnist_dir()
     # One hidden layer of 256, 3 epochs, Adam at 2e-3 (cosine): 97.5-97.6 % for seeds 0-4.
-    env = clean_env(tmp_path, data_dir=str(folder))
+    env = clean_env(tmp_path)  # no data option: the MNIST shipped with the package
     ckpt, metrics = tmp_path / "mnist.safetensors", tmp_path / "mnist.jsonl"
     run = run_mlp("train", "--backend", backend, "--hidden", "256", "--epochs", "3",
                   "--lr", "2e-3", "--save", ckpt, "--metrics", metrics, "--quiet",
@@ -139,7 +121,7 @@ def test_end_to_end_real_mnist(backend: str, tmp_path: Path) -> None:
 
     evaluated = run_mlp("evaluate", "--checkpoint", ckpt, cwd=tmp_path, env=env)
     assert evaluated.returncode == 0, evaluated.stderr
-    labels = data.load("mnist", folder).y_test
+    labels = data.load("mnist", split="test").y_test
     assert check_evaluate_output(evaluated.stdout, labels) == pytest.approx(
         final["test_acc"], abs=5e-5)
     assert f"test loss {final['test_loss']:.4f}" in evaluated.stdout
@@ -191,7 +173,7 @@ def test_train_saves_loadable_checkpoint(trained: dict) -> None:
     assert trained["run"].returncode == 0, trained["run"].stderr
     ckpt = checkpoint.load(trained["save"])
     assert ckpt.meta["epoch"] == 2
-    assert ckpt.meta["dataset"] == "fashion-mnist"
+    assert ckpt.meta["dataset"] == "mnist"
     assert ckpt.config["sizes"] == [784, 16, 10]
     assert all(np.all(np.isfinite(p)) for p in ckpt.params.values())
     assert f"checkpoint written to {trained['save']}" in trained["run"].stdout
@@ -208,7 +190,7 @@ def test_evaluate_subprocess_reads_the_checkpoint(trained: dict, fake_data: Path
     assert check_evaluate_output(run.stdout, fake_test_labels) == pytest.approx(
         final["test_acc"], abs=5e-5)
     assert f"test loss {final['test_loss']:.4f}" in run.stdout
-    assert "fashion-mnist test set, 10000 images, backend numpy" in run.stdout
+    assert "mnist test set, 10000 images, backend numpy" in run.stdout
 
 
 @pytest.mark.parametrize("backend", ["array_api_strict", "torch"])

@@ -3,9 +3,9 @@ leave a checkpoint that resumes bit-identically, a diverging run stops with a cl
 keeps the last good checkpoint, and broken data files or checkpoints give one error line, a
 non-zero exit status and no traceback (unless ``--debug``).
 
-Runs use a fake dataset written here: Fashion-MNIST-shaped raw IDX files, which the data module
-checks for structure only, so the real command loads them with no test hook. A model with 16
-hidden units and batches of 2000 makes an epoch 30 steps.
+Runs use MNIST written here as raw (decompressed) IDX files, verified by the data module like
+any other copy, so the real command loads them with no test hook. A model with 16 hidden units
+and batches of 2000 makes an epoch 30 steps.
 
 Two kinds of interrupt are used. An *external* signal is sent once the process has printed its
 model line (printed after the signal handlers are installed), to a run of 50 epochs, so it
@@ -17,6 +17,7 @@ second epoch.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -35,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_support import clean_env, idx_bytes, write_fake_fashion
+from cli_support import clean_env, idx_bytes, write_real_mnist_raw
 
 from mlp import checkpoint
 from mlp.cli import main
 from mlp.model import MLP
 
 STEPS = 30  # steps per epoch: 60000 images in batches of 2000
-SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "2000")
+SMALL = ("--dataset", "mnist", "--hidden", "16", "--batch-size", "2000")
 #: Settings of the resume comparisons: float64, dropout (so the model's RNG matters), a seed.
 EXACT = (*SMALL, "--dtype", "float64", "--dropout", "0.2", "--seed", "7")
 COMPARED_METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -83,7 +84,7 @@ runpy.run_module("mlp", run_name="__main__", alter_sys=True)
 
 @pytest.fixture(scope="session")
 def fake_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion")
+    return write_real_mnist_raw(tmp_path_factory.getbasetemp() / "mnist-raw")
 
 
 # --------------------------------------------------------------------------- process helpers
@@ -474,7 +475,9 @@ def test_nan_before_first_save_claims_no_checkpoint(
 # --------------------------------------------------------------------------- data errors
 
 
-def gz_idx(n: int = 20) -> bytes:
+@functools.cache
+def gz_idx(n: int = 60000) -> bytes:
+    """Training images with MNIST's header (checked before the data is read) and other pixels."""
     images = np.arange(n * 28 * 28, dtype=np.int64).reshape(n, 28, 28) % 251
     return gzip.compress(idx_bytes(images.astype(np.uint8)), mtime=0)
 
@@ -548,7 +551,7 @@ def test_missing_data_folder(tmp_path: Path) -> None:
     result = run_mlp("train", "--data-dir", tmp_path / "nowhere", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == (f"mlp: error: mnist: data folder {tmp_path / 'nowhere'} "
-                                     "(data_dir) does not exist")
+                                     "(--data-dir) does not exist")
 
 
 def test_data_error_with_debug_shows_the_traceback(tmp_path: Path) -> None:
