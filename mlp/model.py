@@ -61,24 +61,6 @@ class MLP:
         seed: int | None = 0,
         fast: bool = True,
     ) -> None:
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must be at least two positive widths, got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
-            )
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown output {output!r}: choose one of {', '.join(OUTPUTS)}")
-        if init is None:
-            init = "he" if activation in ("relu", "leaky_relu", "gelu") else "glorot"
-        self.sizes, self.activation, self.init = sizes, activation, init
-        self.dropout = float(dropout)
-        self.bias = bool(bias)
-        self.output_bias = self.bias if output_bias is None else bool(output_bias)
-        self.output = output
-        self.seed = seed
-
         self.backend = backends.get(backend, device)
         self.dtype = self.backend.dtype(dtype)
         self.dtype_name = self.backend.dtype_name(self.dtype)
@@ -88,17 +70,15 @@ class MLP:
         if not fast:
             self.backend = _with_ops(self.backend, self.ops)
 
-        layers: list[Layer] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            last = i == len(sizes) - 2
-            layers.append(Linear(n_in, n_out, bias=self.output_bias if last else self.bias,
-                                 init=init, input_grad=i > 0))
-            if not last:
-                layers.append(ACTIVATIONS[activation]())
-                if self.dropout:
-                    layers.append(Dropout(self.dropout, rng=self.rng))
-        if output == "softmax":
-            layers.append(Softmax())
+        layers = build_layers(sizes, activation, dropout, init, bias, output_bias, output,
+                              rng=self.rng)
+        self.sizes = [int(s) for s in sizes]
+        self.activation, self.init = activation, layers[0].init
+        self.dropout = float(dropout)
+        self.bias = bool(bias)
+        self.output_bias = self.bias if output_bias is None else bool(output_bias)
+        self.output = output
+        self.seed = seed
         for layer in layers:
             layer.ops = self.ops
         self.layers = Sequential(layers)
@@ -229,3 +209,49 @@ def _with_ops(backend: backends.Backend, ops: Any) -> backends.Backend:
     clone.__dict__.update(backend.__dict__)
     clone.ops = ops
     return clone
+
+
+def build_layers(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    dropout: float = 0.0,
+    init: str | None = None,
+    bias: bool = True,
+    output_bias: bool | None = None,
+    output: str = "logits",
+    rng: Any = None,
+) -> list[Layer]:
+    """The layers of ``MLP(sizes, ...)``, in order and without parameter arrays: per hidden
+    layer ``Linear, activation [, Dropout(rng)]``, then the output ``Linear`` [and
+    ``Softmax``]. Raises ``ValueError`` for an invalid architecture."""
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must be at least two positive widths, got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
+        )
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}: choose one of {', '.join(OUTPUTS)}")
+    if init is None:
+        init = "he" if activation in ("relu", "leaky_relu", "gelu") else "glorot"
+    output_bias = bias if output_bias is None else output_bias
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        layers.append(Linear(n_in, n_out, bias=bool(output_bias if last else bias), init=init,
+                             input_grad=i > 0))
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+            if dropout:
+                layers.append(Dropout(dropout, rng=rng))
+    if output == "softmax":
+        layers.append(Softmax())
+    return layers
+
+
+def parameter_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter of ``MLP(**config)``, without allocating arrays."""
+    layers = build_layers(**{k: v for k, v in config.items() if k != "dtype"})
+    return {f"{i}.{key}": shape for i, layer in enumerate(layers)
+            for key, shape in layer.param_shapes().items()}

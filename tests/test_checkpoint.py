@@ -22,9 +22,11 @@ import backends
 import mlp
 from backends import BackendError
 from mlp import checkpoint as ck
+from mlp import files
 from mlp.checkpoint import Checkpoint, load, restore, save
 from mlp.errors import CheckpointError
 from mlp.losses import SoftmaxCrossEntropy
+from mlp.model import parameter_shapes
 from mlp.optimizers import SGD, Adam, AdamW
 from mlp.schedules import Cosine, LinearWarmup, StepDecay
 
@@ -186,8 +188,8 @@ def test_file_is_plain_safetensors(tmp_path: Path) -> None:
 )
 def test_parameter_shapes_match_the_model(kwargs: dict[str, Any]) -> None:
     model = mlp.MLP(**kwargs)
-    assert ck.parameter_shapes(model.config()) == dict(model.store.shapes)
-    assert list(ck.parameter_shapes(model.config())) == list(model.store.names)
+    assert parameter_shapes(model.config()) == dict(model.store.shapes)
+    assert list(parameter_shapes(model.config())) == list(model.store.names)
 
 
 def test_restored_numpy_buffers_are_fresh_and_writable(tmp_path: Path) -> None:
@@ -280,7 +282,7 @@ def test_disk_full_mid_write_keeps_previous(monkeypatch, previous) -> None:
         os.write(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ck, "_write_bytes", half_then_full)
+    monkeypatch.setattr(files, "_write_bytes", half_then_full)
     with pytest.raises(CheckpointError, match="No space left on device"):
         save(path, _model("adam", steps=4))
     monkeypatch.undo()
@@ -307,7 +309,7 @@ def test_interrupt_mid_write_removes_temp(monkeypatch, previous) -> None:
         os.write(fd, data[:10])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ck, "_write_bytes", interrupted)
+    monkeypatch.setattr(files, "_write_bytes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save(path, _model("adam", steps=4))
     monkeypatch.undo()
@@ -460,7 +462,7 @@ BAD_HEADERS = {
     "unknown loss": (("loss", "type"), "Hinge", "unknown loss"),
     "bad loss argument": (("loss", "temperature"), 2.0, "loss config"),
     "unknown bit generator": (("rng", "bit_generator"), "Xorshift", "rng"),
-    "broken rng state": (("rng", "state"), {"state": "x"}, "rng state"),
+    "broken rng state": (("rng", "state"), {"state": "x"}, "rng is not a state"),
     # Consistent JSON, but not the architecture the tensors were saved from.
     "other sizes": (("model", "sizes"), [4, 7, 5, 3], "architecture"),
     "one layer fewer": (("model", "sizes"), [4, 6, 3], "architecture"),
@@ -541,30 +543,32 @@ def _raw_file(header: Any, data: bytes = b"") -> bytes:
 
 
 def test_refuses_corrupt_safetensors_layout(tmp_path: Path, valid_parts) -> None:
+    """safetensors checks the layout; each flaw is one line saying the file is not one."""
     _, _, blob = valid_parts
     n = int.from_bytes(blob[:8], "little")
     path = tmp_path / "bad.safetensors"
     entry = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
     cases = [
-        (blob[:-5], "truncated"),
-        (blob + b"\x00" * 8, "padded"),
-        (blob[: 8 + n // 2], "does not fit"),
-        ((n + 10**6).to_bytes(8, "little") + blob[8:], "does not fit"),
-        (b"\x00" * 8 + blob[8:], "header length 0"),
-        (blob[:8] + b"\xff" * n + blob[8 + n :], "not valid JSON"),
-        (_raw_file([1, 2]), "not a JSON object"),
-        (_raw_file({"t": entry}, b"\x00" * 4), "cover 8 bytes"),
-        (_raw_file({"t": {**entry, "dtype": "Q7"}}, b"\x00" * 8), "unknown dtype"),
-        (_raw_file({"t": {**entry, "shape": [3]}}, b"\x00" * 8), "do not hold"),
-        (_raw_file({"t": {**entry, "shape": [-2]}}, b"\x00" * 8), "invalid shape"),
-        (_raw_file({"t": {**entry, "data_offsets": [8, 0]}}, b"\x00" * 8), "offsets"),
-        (_raw_file({"t": entry, "u": entry}, b"\x00" * 8), "overlap"),
-        (_raw_file({"t": entry, "__metadata__": {"a": 1}}, b"\x00" * 8), "__metadata__"),
-        (_raw_file({"t": 5}), "not an object"),
+        blob[:-5],  # truncated
+        blob + b"\x00" * 8,  # padded
+        blob[: 8 + n // 2],  # header longer than the file
+        (n + 10**6).to_bytes(8, "little") + blob[8:],
+        b"\x00" * 8 + blob[8:],  # header length 0
+        blob[:8] + b"\xff" * n + blob[8 + n :],  # header not UTF-8 JSON
+        _raw_file([1, 2]),
+        _raw_file({"t": entry}, b"\x00" * 4),  # data shorter than the tensors
+        _raw_file({"t": {**entry, "dtype": "Q7"}}, b"\x00" * 8),
+        _raw_file({"t": {**entry, "shape": [3]}}, b"\x00" * 8),  # size does not match
+        _raw_file({"t": {**entry, "shape": [-2]}}, b"\x00" * 8),
+        _raw_file({"t": {**entry, "data_offsets": [8, 0]}}, b"\x00" * 8),
+        _raw_file({"t": entry, "u": entry}, b"\x00" * 8),  # overlapping tensors
+        _raw_file({"t": entry, "__metadata__": {"a": 1}}, b"\x00" * 8),
+        _raw_file({"t": 5}),
     ]
-    for data, match in cases:
+    for data in cases:
         path.write_bytes(data)
-        _refused(path, match)
+        message = str(_refused(path, "not a safetensors file"))
+        assert "\n" not in message and len(message) < 1000, message
 
 
 def test_restore_checks_in_memory_checkpoints(valid_parts) -> None:
