@@ -118,7 +118,7 @@ def save(path: str | os.PathLike[str], model: MLP, meta: dict[str, Any] | None =
         _check_arrays(header, tensors)
         text = json.dumps(header, ensure_ascii=False, separators=(",", ":"))
         blob = safetensors.numpy.save(tensors, metadata={METADATA_KEY: text})
-    except Exception as exc:  # Invalid, and the Rust serializer's own error types
+    except (Invalid, safetensors.SafetensorError) as exc:
         raise CheckpointError(cap(f"cannot save checkpoint {target}: {exc}")) from None
     try:
         atomic_write(target, blob, overwrite)
