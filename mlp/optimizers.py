@@ -49,6 +49,11 @@ class Optimizer:
         """Name -> device array of the optimizer's buffers (empty when stateless)."""
         return {}
 
+    def state_shapes(self, size: int) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of each buffer :meth:`state` holds after ``self.steps`` updates of
+        ``size`` parameters (what a checkpoint of this optimizer must contain)."""
+        return {}
+
     def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
         """Restore the update count and buffers (same names as :meth:`state`)."""
         self.steps = int(steps)
@@ -86,6 +91,10 @@ class SGD(Optimizer):
 
     def state(self) -> dict[str, Array]:
         return {} if self.velocity is None else {"velocity": self.velocity}
+
+    def state_shapes(self, size: int) -> dict[str, tuple[int, ...]]:
+        # The velocity is created by the first update (``v = g``), and only with momentum.
+        return {"velocity": (size,)} if self.momentum and self.steps else {}
 
     def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
         super().load_state(steps, buffers)
@@ -137,6 +146,9 @@ class Adam(Optimizer):
 
     def state(self) -> dict[str, Array]:
         return {"m": self.m, "v": self.v}
+
+    def state_shapes(self, size: int) -> dict[str, tuple[int, ...]]:
+        return {"m": (size,), "v": (size,)}
 
     def load_state(self, steps: int, buffers: dict[str, Array]) -> None:
         super().load_state(steps, buffers)
