@@ -16,7 +16,6 @@ import hashlib
 import logging
 import math
 import os
-import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from .errors import DataError
+from .files import NotRegularFile, open_regular
 
 __all__ = ["DATASETS", "Dataset", "DatasetSpec", "cache_path", "embedded_path", "load"]
 
@@ -103,17 +103,14 @@ class Dataset:
 def _open_regular(path: Path, label: str) -> IO[bytes]:
     """Open without blocking (a FIFO would wait for a writer); only a regular file is read."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(path)
     except FileNotFoundError:
         raise DataError(f"{label}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{label}: cannot open: {getattr(exc, 'strerror', None) or exc}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        what = "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
-        raise DataError(f"{label}: {what}, not an IDX file")
-    return os.fdopen(fd, "rb")
+    except NotRegularFile:
+        what = "is a folder" if path.is_dir() else "is not a regular file"
+        raise DataError(f"{label}: {what}, not an IDX file") from None
+    except OSError as exc:
+        raise DataError(f"{label}: cannot open: {exc.strerror or exc}") from None
 
 
 def _header(stream: IO[bytes], n: int, label: str, what: str) -> bytes:

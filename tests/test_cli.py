@@ -193,6 +193,19 @@ def test_evaluate_subprocess_reads_the_checkpoint(trained: dict, fake_data: Path
     assert "mnist test set, 10000 images, backend numpy" in run.stdout
 
 
+def test_evaluate_needs_only_the_test_split(trained: dict, fake_data: Path,
+                                            tmp_path: Path) -> None:
+    """A folder with only the two t10k files is enough: the training set is never read."""
+    folder = tmp_path / "test-only"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).symlink_to(fake_data / name)
+    run = run_mlp("evaluate", "--checkpoint", trained["save"], "--data-dir", folder,
+                  cwd=tmp_path, env=clean_env(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert "mnist test set, 10000 images" in run.stdout
+
+
 @pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
 def test_evaluate_on_other_backends(backend: str, trained: dict, fake_data: Path,
                                     fake_test_labels: np.ndarray,
@@ -416,7 +429,7 @@ def test_every_option_has_a_description(command: str) -> None:
 def test_evaluate_help_describes_each_option(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(_help(["evaluate", "--help"], capsys).split())
     for phrase in ("the checkpoint to evaluate", "array library to evaluate on",
-                   "test set to use", "folder holding the IDX files", "show tracebacks"):
+                   "test set to use", "folder holding the test split's IDX", "show tracebacks"):
         assert phrase in text, text
 
 
@@ -443,7 +456,7 @@ def test_output_fits_80_columns_and_names_the_settings(trained: dict) -> None:
     out = trained["run"].stdout
     assert all(len(line) <= 80 for line in out.splitlines()), out
     header = " ".join(out.split("epoch 1/2")[0].split())
-    for phrase in ("MLP 784-16-10", "relu", "float32 on numpy:cpu", "fashion-mnist",
+    for phrase in ("MLP 784-16-10", "relu", "float32 on numpy:cpu", "mnist",
                    "2 epochs of 30 steps", "batch 2000", "seed 0", "adam lr 0.001",
                    "weight decay 0", "cosine schedule", "dropout 0", "label smoothing 0"):
         assert phrase in header, (phrase, header)
@@ -455,7 +468,7 @@ def test_header_of_the_longest_settings(tmp_path: Path, fake_data: Path,
     """The best preset with a one-step epoch: warm-up and label smoothing named, "1 step",
     every line within 80 columns."""
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--preset", "best", "--dataset", "fashion-mnist", "--hidden", "8",
+    assert main(["train", "--preset", "best", "--dataset", "mnist", "--hidden", "8",
                  "--batch-size", "60000", "--epochs", "1", "--data-dir", str(fake_data),
                  "--optimizer", "momentum", "--save", "x.st"]) == 0
     out = capsys.readouterr().out

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import real_mnist_dir
 
 from mlp import data
 from mlp.images import NOISE_LEVEL, ImageError, read_digit, read_gray, to_mnist
@@ -24,7 +23,7 @@ SAMPLE = 50
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
     """The first :data:`SAMPLE` MNIST test digits, ``(SAMPLE, 28, 28)`` uint8."""
-    return data.load("mnist", real_mnist_dir()).x_test[:SAMPLE].reshape(-1, 28, 28)
+    return data.load("mnist").x_test[:SAMPLE].reshape(-1, 28, 28)
 
 
 def write(path: Path, pixels: np.ndarray, **options: object) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import real_mnist_dir, run_mlp
+from test_cli import run_mlp
 
 from mlp import MLP, Adam, checkpoint, data
 from mlp.predict import add_arguments, run
@@ -30,7 +30,7 @@ VARIANTS = ("stored", "inverted", "off-centre", "112px", "jpeg")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 784-64-10 model after one epoch on MNIST (about 97 %), its checkpoint, and its
     predictions on the first :data:`SAMPLE` test digits."""
-    mnist = data.load("mnist", real_mnist_dir())
+    mnist = data.load("mnist")
     model = MLP([784, 64, 10], optimizer=Adam(3e-3), seed=0)
     order = np.random.default_rng(0).permutation(mnist.x_train.shape[0])
     for i in range(0, order.size, 128):

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_support import clean_env, idx_bytes, write_real_mnist_raw
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from mlp import checkpoint
 from mlp.cli import main
@@ -903,11 +905,18 @@ def test_resume_validates_the_training_state(state: dict, tmp_path: Path, fake_d
                                              one_epoch: dict[str, Path]) -> None:
     saved = checkpoint.load(one_epoch["save"]).meta["train_state"]
     full = {**saved, **state} if state else {}
-    path = _checkpoint_with(tmp_path / "bad.st", one_epoch, state=full)
+    # checkpoint.save refuses such a state, so the file's metadata is edited directly.
+    path = tmp_path / "bad.st"
+    with safe_open(one_epoch["save"], framework="numpy") as f:
+        metadata = f.metadata()
+        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    header = json.loads(metadata[checkpoint.METADATA_KEY])
+    header["meta"]["train_state"] = full
+    save_file(tensors, path, {**metadata, checkpoint.METADATA_KEY: json.dumps(header)})
     result = run_mlp("train", "--resume", path, "--epochs", "2", "--data-dir", fake_data,
                      cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    assert_one_line(result.stderr, f"mlp: error: invalid checkpoint {path}: its training state")
+    assert_one_line(result.stderr, f"mlp: error: invalid checkpoint {path}: train_state")
 
 
 @pytest.mark.parametrize("sizes", [[100, 8, 10], [784, 8, 3], [784, 8, 300]],
@@ -921,7 +930,7 @@ def test_checkpoint_must_fit_the_dataset(command: str, sizes: list[int], tmp_pat
     result = run_mlp(*args, "--data-dir", fake_data, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert_one_line(result.stderr, f"mlp: error: checkpoint {path} takes {sizes[0]} inputs "
-                    f"and gives {sizes[-1]} classes, but fashion-mnist has 784 features and 10 "
+                    f"and gives {sizes[-1]} classes, but mnist has 784 features and 10 "
                     "classes")
     assert result.stdout == ""
 

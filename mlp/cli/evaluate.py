@@ -21,7 +21,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ckpt = checkpoint.load(args.checkpoint)
     name = args.dataset or ckpt.meta.get("dataset", "mnist")
-    dataset = data.load(name, args.data_dir, progress=sys.stderr.isatty())
+    dataset = data.load(name, args.data_dir, split="test", progress=sys.stderr.isatty())
     rules.check_architecture(ckpt.config["sizes"], dataset, args.checkpoint)
     try:
         model = checkpoint.restore(ckpt, backend=args.backend, device=args.device)

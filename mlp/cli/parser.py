@@ -84,7 +84,8 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
                    f"and activations (default {d['dtype']})")
     t.add_argument("--dataset", choices=DATASETS, help=f"(default {d['dataset']})")
     t.add_argument("--data-dir", help="folder holding the four IDX files (.gz or raw); "
-                   "default $MLP_DATA_DIR, else the per-user cache, else download")
+                   "default $MLP_DATA_DIR, else the copy shipped with the package (MNIST), "
+                   "else the per-user cache, else download")
     t.add_argument("--hidden", type=hidden, help=f"hidden widths (default {d['hidden']})")
     t.add_argument("--activation", choices=tuple(ACTIVATIONS),
                    help=f"hidden activation (default {d['activation']})")
@@ -134,8 +135,9 @@ def add_evaluate_arguments(e: argparse.ArgumentParser) -> None:
                    help="device, e.g. 0 or cuda:1 for GPUs (default: the backend's default)")
     e.add_argument("--dataset", choices=DATASETS, default=None,
                    help="test set to use (default: the dataset the checkpoint was trained on)")
-    e.add_argument("--data-dir", default=None, help="folder holding the IDX files; default "
-                   "$MLP_DATA_DIR, else the per-user cache, else download")
+    e.add_argument("--data-dir", default=None, help="folder holding the test split's IDX "
+                   "files; default $MLP_DATA_DIR, else the copy shipped with the package "
+                   "(MNIST), else the per-user cache, else download")
     add_debug(e)
 
 

@@ -254,22 +254,6 @@ def check_architecture(sizes: list[int], dataset: Any, where: str) -> None:
             "classes: it was not trained on this dataset")
 
 
-def check_state(state: Any, where: str, steps_per_epoch: int | None = None) -> None:
-    """A resumed training state must stand inside a run: whole counts, one history entry per
-    finished epoch, the batch inside an epoch of ``steps_per_epoch`` when that is known
-    (raises CheckpointError)."""
-    counts = (state.epoch, state.batch, state.correct, state.seen)
-    ok = all(_is_int(c) and c >= 0 for c in counts) and all(
-        _is_number(x) for x in (state.loss_sum, state.seconds))
-    ok = ok and isinstance(state.history, list) and len(state.history) == state.epoch and all(
-        isinstance(m, dict) and m.get("epoch") == i + 1 for i, m in enumerate(state.history))
-    if not ok or (steps_per_epoch is not None and state.batch >= steps_per_epoch):
-        within = f" of {steps_per_epoch} steps per epoch" if steps_per_epoch else ""
-        raise CheckpointError(
-            f"invalid checkpoint {where}: its training state (epoch {state.epoch!r:.20}, "
-            f"batch {state.batch!r:.20}) does not describe a run{within}")
-
-
 # --- building the model --------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import argparse
 import shlex
 import signal
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class StopFlag:
 def plan(args: argparse.Namespace) -> Plan:
     """Settings and checked outputs; raises UsageError, CheckpointError before any training."""
     from .. import checkpoint
-    from ..train import TrainState
+    from ..validate import validate_train_state
 
     resume = getattr(args, "resume", None)
     save, metrics, plot = (getattr(args, k, None) for k in ("save", "metrics", "plot"))
@@ -84,12 +84,7 @@ def plan(args: argparse.Namespace) -> Plan:
                            "(it was not written by mlp train)")
         saved = rules.validate_settings(meta["settings"], resume)
         p.settings = rules.resume_settings(args, saved)
-        state, keys = meta["train_state"], {f.name for f in fields(TrainState)}
-        if not isinstance(state, dict) or set(state) != keys:
-            raise CheckpointError(f"invalid checkpoint {resume}: its training state is not an "
-                                  f"object with the keys {', '.join(sorted(keys))}")
-        p.state = TrainState.from_json(state)
-        rules.check_state(p.state, resume)
+        p.state = validate_train_state(meta["train_state"])
     try:
         backend = backends.get(p.settings["backend"], p.settings["device"])
         backend.dtype(p.settings["dtype"])
@@ -123,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, p: Plan) -> int:
     from .. import checkpoint, data
     from ..train import DeviceData, StopRequested, Trainer
+    from ..validate import validate_train_state
 
     settings, quiet = p.settings, args.quiet
     interactive = sys.stderr.isatty() and not quiet
@@ -131,7 +127,10 @@ def _run(args: argparse.Namespace, p: Plan) -> int:
     steps = -(-dataset.x_train.shape[0] // settings["batch_size"])
     if p.resumed is not None:
         rules.check_architecture(p.resumed.config["sizes"], dataset, str(args.resume))
-        rules.check_state(p.state, str(args.resume), steps)
+        try:  # the batch must lie inside an epoch of this dataset
+            validate_train_state(p.state.to_json(), steps)
+        except CheckpointError as exc:
+            raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
         model = checkpoint.restore(p.resumed, backend=settings["backend"],
                                    device=settings["device"])
         if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
