@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,11 @@ class Backend:
         ops: array operations, in-place where the library allows (:mod:`backends.ops`).
         is_host: arrays live in host memory, so reading a scalar back costs no device
             synchronisation (NumPy, array-api-strict, PyTorch on CPU).
+
+    ``activate`` makes a context manager that makes ``device`` the library's current device
+    (CuPy: ``cupy.cuda.Device(i)``); ``None`` for libraries that need none. ``uniform(seed,
+    shape)`` draws float32 samples in [0, 1) on the device from a 64-bit seed; ``None`` where
+    random numbers come from the host.
     """
 
     def __init__(
@@ -37,6 +44,8 @@ class Backend:
         version: str = "",
         is_host: bool = True,
         set_threads: Callable[[int], None] | None = None,
+        activate: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        uniform: Callable[[int, tuple[int, ...]], Array] | None = None,
     ) -> None:
         self.name = name
         self.xp = xp
@@ -48,6 +57,8 @@ class Backend:
         self._to_numpy = to_numpy
         self._synchronize = synchronize
         self._set_threads = set_threads
+        self._activate = activate
+        self._uniform = uniform
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
@@ -55,8 +66,19 @@ class Backend:
     def with_ops(self, ops: GenericOps) -> Backend:
         """The same library and device with other operations, e.g. ``GenericOps`` for the
         portable path on an in-place library."""
-        return Backend(self.name, self.xp, self.device, ops, self.dtypes, self._to_numpy,
-                       self._synchronize, self.version, self.is_host, self._set_threads)
+        clone = copy.copy(self)
+        clone.ops = ops
+        return clone
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which :attr:`device` is the library's current device.
+
+        Every entry point that creates or touches arrays (model construction, training steps,
+        evaluation, prediction, restoring a checkpoint, the trainer's epochs) runs inside it:
+        some libraries create arrays on their *current* device whatever ``device=`` says (CuPy
+        through array-api-compat), so nothing may rely on a device selected once per process
+        or thread. Re-entrant; a no-op for libraries with a single device."""
+        return self._activate() if self._activate is not None else contextlib.nullcontext()
 
     def set_threads(self, n: int) -> None:
         """Use at most ``n`` CPU threads for the library's math (BLAS/OpenMP pools, and the
@@ -124,7 +146,8 @@ class Backend:
         return numpy.array(self.to_numpy(x), order="C", copy=True)
 
     def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
-        return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+        with self.activate():
+            return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
 
     # --- random numbers ------------------------------------------------------------------
 
@@ -139,6 +162,34 @@ class Backend:
         """Normal(0, std²) samples, drawn in float64 on the host then cast, so identical
         across backends (bit-identical in float64)."""
         return self.asarray(rng.standard_normal(shape) * std, dtype)
+
+    @property
+    def device_masks(self) -> bool:
+        """Whether :meth:`keep_mask` draws on the device by default (device backends with a
+        generator of their own)."""
+        return self._uniform is not None and not self.is_host
+
+    def keep_mask(
+        self, rng: numpy.random.Generator, shape: tuple[int, ...], rate: float,
+        on_device: bool | None = None,
+    ) -> Array:
+        """A boolean dropout mask of ``shape`` on the device: true (keep) with probability
+        ``1 - rate``.
+
+        On the host (``on_device=False``, and always on host backends) the mask is
+        ``rng.random(shape) >= rate`` copied to the device: the same seed drops the same units
+        on every backend. On the device (``on_device=True``; the default where
+        :attr:`device_masks`) ``rng`` gives one 64-bit seed per call and the library's own
+        generator draws the uniforms: no host work or transfer of ``shape`` numbers per step,
+        and still reproducible from the seed (and exactly resumable, since the seeds come
+        from ``rng``), but the masks differ from the host ones and between libraries.
+        """
+        on_device = self.device_masks if on_device is None else on_device
+        if on_device and self._uniform is not None:
+            seed = int(rng.integers(0, 2**63))
+            with self.activate():
+                return self._uniform(seed, tuple(shape)) >= rate
+        return self.asarray(rng.random(tuple(shape)) >= rate)
 
     def permutation(self, rng: numpy.random.Generator, n: int) -> numpy.ndarray:
         """A host permutation of ``0..n-1`` (int64)."""

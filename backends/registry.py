@@ -76,7 +76,6 @@ def _cupy(device: Any) -> Backend:
     if not 0 <= index < count:
         raise BackendError(f"backend 'cupy' sees {count} GPU(s); device {index} does not exist")
     dev = cupy.cuda.Device(index)
-    dev.use()
     return Backend(
         "cupy",
         xp,
@@ -86,12 +85,39 @@ def _cupy(device: Any) -> Backend:
         synchronize=dev.synchronize,
         version=cupy.__version__,
         is_host=False,
+        # A fresh Device object per entry: its stack of previous devices is then never shared
+        # between threads or nested entries.
+        activate=lambda: cupy.cuda.Device(index),
+        uniform=_cupy_uniform(cupy),
     )
 
 
+def _cupy_uniform(cupy: Any) -> Callable[[int, tuple[int, ...]], Any]:
+    """Float32 uniforms in [0, 1) from cuRAND's Philox generator, reseeded per call (cheap for
+    a counter-based generator). Created on first use, inside the backend's device context."""
+    generator: list[Any] = []
+
+    def uniform(seed: int, shape: tuple[int, ...]) -> Any:
+        if not generator:
+            generator.append(cupy.random.RandomState(
+                seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10))
+        else:
+            generator[0].seed(seed)
+        return generator[0].random_sample(shape, dtype=cupy.float32)
+
+    return uniform
+
+
 def _device_index(device: Any, backend: str) -> int:
+    """The GPU index of ``device``: ``None``, an int or an object with ``__int__`` (a
+    ``cupy.cuda.Device``), or a string ``"1"``, ``"cuda"``, ``"cuda:1"``."""
     if device is None:
         return 0
+    if not isinstance(device, str | bool | float):
+        try:
+            return int(device)
+        except (TypeError, ValueError):
+            pass
     text = str(device)
     if text.startswith("cuda:"):
         text = text[5:]
@@ -126,9 +152,20 @@ def _torch(device: Any) -> Backend:
         return x.detach().cpu().numpy()
 
     sync: Callable[[], None] | None = None
+    activate: Callable[[], Any] | None = None
+    uniform: Callable[[int, tuple[int, ...]], Any] | None = None
     if dev.type == "cuda":
         def sync() -> None:
             torch.cuda.synchronize(dev)
+
+        def activate() -> Any:
+            return torch.cuda.device(dev)
+
+        generator = torch.Generator(device=dev)
+
+        def uniform(seed: int, shape: tuple[int, ...]) -> Any:
+            generator.manual_seed(seed)
+            return torch.rand(shape, generator=generator, device=dev, dtype=torch.float32)
 
     return Backend(
         "torch",
@@ -141,6 +178,8 @@ def _torch(device: Any) -> Backend:
         version=torch.__version__,
         is_host=dev.type == "cpu",
         set_threads=torch.set_num_threads,
+        activate=activate,
+        uniform=uniform,
     )
 
 

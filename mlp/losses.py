@@ -86,13 +86,15 @@ class SoftmaxCrossEntropy(Loss):
 class CrossEntropy(Loss):
     """Cross-entropy of probabilities ``p (N, C)`` (e.g. a :class:`Softmax` layer's output):
     ``-sum(t * log(max(p, tiny)))``; gradient ``-t / max(p, tiny)``, both scaled by the
-    reduction. ``tiny`` (the dtype's smallest normal number) keeps ``log(0)`` finite."""
+    reduction. ``tiny`` (the dtype's smallest normal number) keeps ``log(0)`` finite. The
+    floor is one elementwise ``maximum`` (a ``clip`` may index with boolean masks, which
+    synchronises a GPU)."""
 
     def forward(self, output: Array, target: Array) -> Array:
         xp = array_namespace(output, target)
         t = _targets(target, output, xp)
         tiny = float(xp.finfo(output.dtype).smallest_normal)
-        self._p, self._t = xp.clip(output, tiny, None), t
+        self._p, self._t = xp.maximum(output, tiny), t
         self._k = self._scale(output.shape[0])
         return xp.sum(t * xp.log(self._p) * -self._k)
 

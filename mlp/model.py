@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import backends
 
@@ -16,6 +17,19 @@ from .params import ParameterStore
 OUTPUTS = ("logits", "softmax")
 #: Inputs of dtype uint8 are pixels 0..255, scaled by this factor to [0, 1].
 PIXEL_SCALE = 1.0 / 255.0
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def on_device(method: _Method) -> _Method:
+    """Run a model method inside its backend's device context (:meth:`Backend.activate`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: MLP, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def default_init(activation: str) -> str:
@@ -33,12 +47,15 @@ def build_layers(
     output: str = "logits",
     rng: Any = None,
     ops: backends.GenericOps | None = None,
+    backend: backends.Backend | None = None,
+    host_masks: bool = False,
 ) -> list[Layer]:
     """The unbuilt layers of ``MLP(sizes, ...)`` (same arguments; see :class:`MLP`).
 
     Each hidden layer is ``Linear -> activation [-> Dropout]``; the last is ``Linear``, then
     ``Softmax`` when ``output="softmax"``. ``rng`` is the dropout layers' generator, ``ops``
-    the operations every layer runs on (``None``: portable code).
+    the operations every layer runs on (``None``: portable code); ``backend`` and
+    ``host_masks`` say where dropout draws its masks (see :class:`~mlp.layers.Dropout`).
 
     Raises:
         ValueError: bad sizes, activation, init or output.
@@ -62,7 +79,8 @@ def build_layers(
         if not last:
             layers.append(ACTIVATIONS[activation](ops=ops))
             if dropout:
-                layers.append(Dropout(float(dropout), rng=rng))
+                layers.append(Dropout(float(dropout), rng=rng, backend=backend,
+                                      host_masks=host_masks))
     if output == "softmax":
         layers.append(Softmax(ops=ops))
     return layers
@@ -90,6 +108,13 @@ class MLP:
             every backend.
         fast: use the backend's in-place kernels where it has them (``False``: the portable
             array-API code everywhere, for comparison).
+        host_masks: draw dropout masks on the host even on a GPU backend, so the same seed
+            drops the same units on every backend (at the cost of copying an ``(N, D)`` mask
+            to the device per layer and step). By default a GPU backend draws them on the
+            device, reproducibly from the seed but with other masks than the host's.
+
+    Every method that touches the model's arrays runs inside ``backend.activate()``, so a
+    model on a second GPU stays there whatever device is current in the caller's thread.
 
     Inputs of :meth:`forward`, :meth:`train_step` and :meth:`evaluate` are ``(N, sizes[0])``
     arrays of ``dtype`` on the model's device; labels are ``(N,)`` integers or ``(N, C)``
@@ -113,34 +138,38 @@ class MLP:
         dtype: str = "float32",
         seed: int | None = 0,
         fast: bool = True,
+        host_masks: bool = False,
     ) -> None:
         backend = backends.get(backend, device)
         if not fast:
             backend = backend.with_ops(backends.GenericOps(backend.xp, backend.device))
         self.backend = backend
-        self.dtype = backend.dtype(dtype)
-        self.dtype_name = backend.dtype_name(self.dtype)
-        self.xp = backend.xp
-        self.rng = backend.rng(seed)
-        layers = build_layers(sizes, activation, dropout, init, bias, output_bias, output,
-                              rng=self.rng, ops=backend.ops)
-        self.sizes = [int(s) for s in sizes]
-        self.activation = activation
-        self.init = default_init(activation) if init is None else init
-        self.dropout = float(dropout)
-        self.bias = bool(bias)
-        self.output_bias = self.bias if output_bias is None else bool(output_bias)
-        self.output = output
-        self.seed = seed
+        with backend.activate():  # arrays are created on the model's device
+            self.dtype = backend.dtype(dtype)
+            self.dtype_name = backend.dtype_name(self.dtype)
+            self.xp = backend.xp
+            self.rng = backend.rng(seed)
+            layers = build_layers(sizes, activation, dropout, init, bias, output_bias, output,
+                                  rng=self.rng, ops=backend.ops, backend=backend,
+                                  host_masks=host_masks)
+            self.sizes = [int(s) for s in sizes]
+            self.activation = activation
+            self.init = default_init(activation) if init is None else init
+            self.dropout = float(dropout)
+            self.bias = bool(bias)
+            self.output_bias = self.bias if output_bias is None else bool(output_bias)
+            self.output = output
+            self.seed = seed
 
-        self.layers = Sequential(layers)
-        self.store = ParameterStore(layers, backend, self.dtype)
-        self.store.initialize(self.rng)
+            self.layers = Sequential(layers)
+            self.store = ParameterStore(layers, backend, self.dtype)
+            self.store.initialize(self.rng)
 
-        self.loss = loss if loss is not None else SoftmaxCrossEntropy()
-        self.optimizer = optimizer if optimizer is not None else Adam()
-        self.optimizer.bind(self.store)
-        self.last_output: Array | None = None
+            self.loss = loss if loss is not None else SoftmaxCrossEntropy()
+            self.optimizer = optimizer if optimizer is not None else Adam()
+            self.optimizer.bind(self.store)
+            self.last_output: Array | None = None
+            self._input_buffer: Array | None = None
 
     @property
     def ops(self) -> backends.GenericOps:
@@ -161,6 +190,7 @@ class MLP:
 
     # --- the passes ----------------------------------------------------------------------
 
+    @on_device
     def forward(self, x: Array, train: bool = False) -> Array:
         """Outputs ``(N, sizes[-1])``: logits, or probabilities with ``output="softmax"``.
 
@@ -169,11 +199,13 @@ class MLP:
         y = self.layers.forward(self._check_input(x), train=train)
         return self.xp.asarray(y, copy=True) if self.backend.ops.inplace else y
 
+    @on_device
     def backward(self, grad_out: Array) -> None:
         """Back-propagate ``d loss / d output`` from the last :meth:`forward`, filling every
         layer's ``grads`` (and the store's flat gradient)."""
         self.layers.backward(grad_out)
 
+    @on_device
     def train_step(self, x: Array, y: Array) -> Array:
         """Forward, loss, backward and one optimizer update on a batch; returns the batch
         loss as a 0-d array on the device (before the update).
@@ -187,6 +219,7 @@ class MLP:
         self.last_output = out
         return loss
 
+    @on_device
     def loss_and_grads(self, x: Array, y: Array) -> tuple[Array, dict[str, Array]]:
         """Loss on ``(x, y)`` and name -> gradient, without updating (for gradient checks)."""
         out = self.layers.forward(self._check_input(x), train=False)
@@ -236,12 +269,14 @@ class MLP:
                           epochs=epochs, seed=seed, on_epoch=on_epoch, progress=progress)
         return trainer.fit()
 
+    @on_device
     def predict(self, x: Any, batch_size: int = 4096) -> Array:
         """Predicted class indices ``(N,)`` on the device (inputs as for :meth:`fit`)."""
         xp = self.xp
         parts = [xp.argmax(out, axis=1) for out in self._outputs(x, batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
 
+    @on_device
     def predict_proba(self, x: Any, batch_size: int = 4096) -> Array:
         """Class probabilities ``(N, C)`` in the model dtype on the device (rows sum to 1;
         inputs as for :meth:`fit`)."""
@@ -278,13 +313,31 @@ class MLP:
         """The network's outputs on ``x``, batch by batch (each valid until the next)."""
         x = self.to_device(x)
         scale = None if x.dtype == self.dtype else self.input_scale(x.dtype)
-        n = x.shape[0]
-        for i in range(0, n, batch_size):
-            xb = x[i : min(i + batch_size, n), ...]
-            if scale is not None:
-                xb = self.backend.ops.to_float(xb, scale, self.dtype)
-            yield self.layers.forward(self._check_input(xb))
+        self._check_finite(x)
+        for xb in self._batches(x, batch_size, scale):
+            yield self.layers.forward(self._check_input(xb, finite=False))
 
+    def _batches(self, x: Array, batch_size: int, scale: float | None) -> Iterator[Array]:
+        """Row blocks of ``x``; with ``scale``, converted to ``x * scale`` in the model dtype
+        into one reused buffer (each block valid until the next)."""
+        n, ops = x.shape[0], self.backend.ops
+        for i in range(0, n, batch_size):
+            xb = x[i : min(i + batch_size, n), ...]  # the standard has no slices past the end
+            if scale is not None:
+                xb = ops.to_float(xb, scale, self.dtype, out=self._converted(xb.shape))
+            yield xb
+
+    def _converted(self, shape: tuple[int, ...]) -> Array | None:
+        """A reusable ``shape`` buffer in the model dtype for converted inputs (``None``
+        where the operations allocate per call); grown when a larger one is asked for."""
+        if not self.backend.ops.inplace:
+            return None
+        buf = self._input_buffer
+        if buf is None or buf.shape[0] < shape[0] or tuple(buf.shape[1:]) != tuple(shape[1:]):
+            buf = self._input_buffer = self.backend.ops.buffer(tuple(shape), self.dtype)
+        return buf[: shape[0], ...]
+
+    @on_device
     def evaluate(
         self, x: Array, y: Array, batch_size: int = 4096, scale: float | None = None
     ) -> dict[str, float]:
@@ -295,14 +348,13 @@ class MLP:
         """
         xp = self.xp
         n = x.shape[0]
+        self._check_finite(x)
         total_loss = xp.zeros((), dtype=self.dtype, device=self.backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
-        for i in range(0, n, batch_size):
-            stop = min(i + batch_size, n)  # the standard has no slices past the end
-            xb, yb = x[i:stop, ...], y[i:stop]
-            if scale is not None:
-                xb = self.backend.ops.to_float(xb, scale, self.dtype)
-            out = self.layers.forward(self._check_input(xb))
+        for i, xb in zip(range(0, n, batch_size), self._batches(x, batch_size, scale),
+                         strict=True):
+            yb = y[i : i + xb.shape[0]]
+            out = self.layers.forward(self._check_input(xb, finite=False))
             total_loss = total_loss + self.loss.forward(out, yb) * self.loss_weight(xb.shape[0])
             correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, xp.int64))
         to_numpy = self.backend.to_numpy
@@ -320,23 +372,33 @@ class MLP:
             raise TypeError(f"inputs are {x.dtype}, the model is {self.dtype_name}; "
                             "convert with model.backend.asarray(x, model.dtype)")
         if finite:
-            xp = self.xp
-            bad = int(self.backend.to_numpy(xp.sum(xp.astype(~xp.isfinite(x), xp.int64))))
-            if bad:
-                raise ValueError(f"inputs hold {bad} NaN or infinite value(s) of "
-                                 f"{x.shape[0] * x.shape[1]}; clean or impute them first")
+            self._check_finite(x)
         return x
+
+    def _check_finite(self, x: Array) -> None:
+        """No NaN or infinity in floating ``x``: one reduction and one read-back per call (so
+        per call of :meth:`predict` or :meth:`evaluate`, not per batch)."""
+        xp = self.xp
+        if not xp.isdtype(x.dtype, "real floating"):
+            return
+        bad = int(self.backend.to_numpy(xp.sum(xp.astype(~xp.isfinite(x), xp.int64))))
+        if bad:
+            raise ValueError(f"inputs hold {bad} NaN or infinite value(s) of "
+                             f"{x.shape[0] * x.shape[1]}; clean or impute them first")
 
     # --- parameters ----------------------------------------------------------------------
 
+    @on_device
     def parameters(self) -> dict[str, Array]:
         """Name -> parameter array on the device (views into the flat buffer)."""
         return self.store.named()
 
+    @on_device
     def state_dict(self) -> dict[str, Any]:
         """Name -> host NumPy copy of every parameter."""
         return self.store.to_host()
 
+    @on_device
     def load_state_dict(self, arrays: dict[str, Any]) -> None:
         """Load name -> host array; names and shapes must match exactly."""
         self.store.from_host(arrays)

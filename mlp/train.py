@@ -68,8 +68,9 @@ class DeviceData:
     """
 
     def __init__(self, model: MLP, images: Any, labels: Any) -> None:
-        self.x = model.to_device(images)
-        self.y = model.to_device(labels)
+        with model.backend.activate():
+            self.x = model.to_device(images)
+            self.y = model.to_device(labels)
         self.n = int(self.x.shape[0])
         if self.x.ndim != 2 or self.x.shape[1] != model.sizes[0]:
             raise ValueError(f"expected inputs of shape (N, {model.sizes[0]}), "
@@ -143,8 +144,9 @@ class Trainer:
         """Run the remaining epochs; returns the per-epoch metrics (``state.history``).
 
         Overflow warnings from the array library are silenced: a non-finite loss is detected
-        and reported as one :class:`~mlp.errors.TrainingError` instead."""
-        with warnings.catch_warnings():
+        and reported as one :class:`~mlp.errors.TrainingError` instead. Runs inside the
+        model's device context."""
+        with warnings.catch_warnings(), self.model.backend.activate():
             warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero)",
                                     RuntimeWarning)
             return self._fit()

@@ -301,23 +301,50 @@ def inplace_backend(request):
     return b
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
-def test_backend_adam_kernel_matches_generic(setting, inplace_backend):
-    """The registered backend's own kernel (NumPy's compiled loop, or CuPy's fused kernel,
-    which may contract to fused multiply-adds: a few ulp) against the generic expression."""
+def test_backend_adam_kernel_equals_generic(setting, dtype, inplace_backend):
+    """The registered backend's own kernel (NumPy's compiled loop, or CuPy's fused kernel, built
+    without fused multiply-adds) gives the generic expression's numbers, bit for bit, over
+    several steps."""
     b = inplace_backend
     generic = GenericOps(b.xp, b.device)
-    host = _state(70_007, "float32", seed=3)
-    p, g, m, v = (b.asarray(a) for a in host)
-    ref = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3, **ADAM_SETTINGS[setting])
-    p2, g2, m2, v2 = (b.asarray(a) for a in host)
-    out = b.ops.adam_update(p2, g2, m2, v2, 1e-3, 0.9, 0.999, 1e-8, 3, **ADAM_SETTINGS[setting])
-    for got, want in zip(out, ref, strict=True):
-        got, want = b.to_numpy(got), b.to_numpy(want)
-        if b.name == "numpy":
-            np.testing.assert_array_equal(got, want)
-        else:
-            np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float32).eps, atol=1e-12)
+    p, g, m, v = (b.asarray(a) for a in _state(70_007, dtype, seed=3))
+    p2, m2, v2 = (b.xp.asarray(a, copy=True) for a in (p, m, v))
+    for step in (1, 2, 3, 9, 10):
+        p, m, v = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, step,
+                                      **ADAM_SETTINGS[setting])
+        p2, m2, v2 = b.ops.adam_update(p2, g, m2, v2, 1e-3, 0.9, 0.999, 1e-8, step,
+                                       **ADAM_SETTINGS[setting])
+        for name, got, want in zip("pmv", (p2, m2, v2), (p, m, v), strict=True):
+            assert got.dtype == b.dtype(dtype)
+            np.testing.assert_array_equal(b.to_numpy(got), b.to_numpy(want),
+                                          err_msg=f"{name} at step {step}")
+        g = b.xp.flip(g)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("setting", list(SGD_SETTINGS))
+def test_backend_sgd_kernel_equals_generic(setting, dtype, inplace_backend):
+    """Every SGD variant: the backend's own kernel against the generic expression, bit for bit,
+    over several steps (the first one creates the velocity)."""
+    b = inplace_backend
+    generic = GenericOps(b.xp, b.device)
+    p, g, _, _ = (b.asarray(a) for a in _state(70_007, dtype, seed=4))
+    p2 = b.xp.asarray(p, copy=True)
+    velocity = velocity2 = None
+    for step in range(4):
+        g_before = b.to_host_copy(g)
+        p, velocity = generic.sgd_update(p, g, velocity, 0.01, **SGD_SETTINGS[setting])
+        p2, velocity2 = b.ops.sgd_update(p2, g, velocity2, 0.01, **SGD_SETTINGS[setting])
+        assert p2.dtype == b.dtype(dtype)
+        np.testing.assert_array_equal(b.to_numpy(p2), b.to_numpy(p), err_msg=f"p at {step}")
+        assert (velocity2 is None) == (velocity is None)
+        if velocity is not None:
+            np.testing.assert_array_equal(b.to_numpy(velocity2), b.to_numpy(velocity),
+                                          err_msg=f"velocity at step {step}")
+        np.testing.assert_array_equal(b.to_numpy(g), g_before)  # read, never written
+        g = b.xp.flip(g)
 
 
 # --- gradients: a layer assigns them, the store takes them in, on every backend ------------

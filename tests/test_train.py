@@ -30,14 +30,16 @@ def _fit(model: MLP, **kw) -> Trainer:
     return trainer
 
 
-@pytest.mark.parametrize("name", ["array_api_strict", "torch"])
-def test_backends_train_the_same_run(name):
-    try:
-        backends.get(name)
-    except backends.BackendError as exc:
-        pytest.skip(str(exc))
+GPU = pytest.param("cupy", marks=pytest.mark.gpu)
+
+
+@pytest.mark.parametrize("name", ["array_api_strict", "torch", GPU])
+def test_backends_train_the_same_run(name, get_backend):
+    """The whole trainer (device data, gathers into buffers, pixel conversion, the loss check)
+    on every backend; dropout masks drawn on the host so every backend drops the same units."""
+    backend = get_backend(name)
     reference = _fit(_model("numpy")).state.history
-    other = _fit(_model(name)).state.history
+    other = _fit(_model(backend, host_masks=True)).state.history
     assert len(other) == 2
     for a, b in zip(reference, other, strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-12)
@@ -52,10 +54,14 @@ def test_epoch_metrics_count_every_sample_once():
         assert h["seconds"] > 0 and np.isfinite(h["train_loss"])
 
 
-def test_stop_and_resume_is_bit_identical():
-    full = _fit(_model("numpy"))
+@pytest.mark.parametrize("name", ["numpy", GPU])
+def test_stop_and_resume_is_bit_identical(name, get_backend):
+    """Also on a GPU, whose dropout masks are drawn on the device from seeds of the model's
+    host generator."""
+    backend = get_backend(name)
+    full = _fit(_model(backend))
     x, y = _data()
-    model = _model("numpy")
+    model = _model(backend)
     polls = iter(range(10**6))
     trainer = Trainer(model, DeviceData(model, x, y), DeviceData(model, x, y), batch_size=128,
                       epochs=2, seed=3, should_stop=lambda: next(polls) >= 4)
@@ -64,7 +70,8 @@ def test_stop_and_resume_is_bit_identical():
     state = TrainState.from_json(json.loads(json.dumps(trainer.state.to_json())))
     assert state.epoch < 2 and 0 < state.batch < 3  # stopped mid-epoch
     resumed = _fit(model, state=state)
-    np.testing.assert_array_equal(model.store.flat, full.model.store.flat)
+    np.testing.assert_array_equal(backend.to_numpy(model.store.flat),
+                                  backend.to_numpy(full.model.store.flat))
     for a, b in zip(full.state.history, resumed.state.history, strict=True):
         assert a["train_loss"] == b["train_loss"] and a["train_acc"] == b["train_acc"]
         assert a["test_loss"] == b["test_loss"]

@@ -12,22 +12,32 @@ class Dropout(Layer):
     """Zero each input with probability ``rate`` while training and scale the rest by
     ``1 / (1 - rate)``; identity at evaluation. Shapes ``(N, D) -> (N, D)``.
 
-    The mask comes from a seeded host generator with ``random(shape)`` (``rng``: a model passes
-    its backend's ``rng(seed)``; :meth:`build` gives a free-standing layer the one it is
-    built with), so the same seed drops the same units on every backend.
+    The mask comes from the seeded host generator ``rng`` (a model passes its backend's
+    ``rng(seed)``; :meth:`build` gives a free-standing layer the one it is built with). With a
+    ``backend`` the layer asks :meth:`backends.Backend.keep_mask` for it: on a device backend
+    that draws it on the device from one seed per step, so no ``(N, D)`` mask crosses from the
+    host each step; ``host_masks=True`` draws it on the host instead, so the same seed drops
+    the same units on every backend. Without a backend, and on host backends, the mask is
+    always ``rng.random(shape) >= rate``.
     """
 
-    def __init__(self, rate: float = 0.5, rng: Any = None) -> None:
+    def __init__(
+        self, rate: float = 0.5, rng: Any = None, backend: Any = None, host_masks: bool = False
+    ) -> None:
         super().__init__()
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
         self.rng = rng
+        self.backend = backend
+        self.host_masks = bool(host_masks)
         self._mask: Array | None = None
 
     def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
         if self.rng is None:
             self.rng = rng
+        if self.backend is None:
+            self.backend = backend
         return self
 
     def config(self) -> dict[str, Any]:
@@ -41,8 +51,12 @@ class Dropout(Layer):
             raise RuntimeError("Dropout needs a random generator to train: pass rng= "
                                "(e.g. backend.rng(seed)) or build() the layer")
         xp = array_namespace(x)
-        keep = self.rng.random(tuple(x.shape)) >= self.rate
-        self._mask = xp.asarray(keep, device=device(x))
+        shape = tuple(x.shape)
+        if self.backend is not None:
+            on_device = False if self.host_masks else None
+            self._mask = self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
+        else:
+            self._mask = xp.asarray(self.rng.random(shape) >= self.rate, device=device(x))
         return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
