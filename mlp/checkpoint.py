@@ -386,9 +386,10 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
         raise CheckpointError(f"checkpoint {where}: cannot rebuild the model ({exc})") from None
     model.load_state_dict(ckpt.params)
     # Fresh copies: the in-place kernels write into the buffers, and torch shares host memory.
-    model.optimizer.load_state(ckpt.steps, {
-        name: model.backend.asarray(np.array(host, order="C", copy=True), model.dtype)
-        for name, host in ckpt.optimizer_state.items()})
+    with model.backend.activate():
+        model.optimizer.load_state(ckpt.steps, {
+            name: model.backend.asarray(host, model.dtype, copy=True)
+            for name, host in ckpt.optimizer_state.items()})
     model.rng.bit_generator.state = ckpt.rng_state  # checked: the backends' generator's
     return model
 
