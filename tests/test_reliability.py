@@ -1036,8 +1036,8 @@ def test_unwritable_working_folder_without_save_as_a_user(as_nobody) -> None:
 
 
 STARTUP_LAUNCHER = '''\\
-"""Run ``python -m mlp ARGS``, pausing in the import of the train command (inside ``main``)
-until a signal arrives, so a SIGINT lands during start-up for sure."""
+"""Run ``python -m mlp ARGS``, pausing in the import of MODULE until a signal arrives, so a
+SIGINT lands during start-up for sure."""
 import importlib.abc
 import runpy
 import sys
@@ -1046,7 +1046,7 @@ import time
 
 class Pause(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name == "mlp.cli.train":
+        if name == "MODULE":
             print("importing", flush=True)
             time.sleep(600)
         return None
@@ -1058,9 +1058,11 @@ runpy.run_module("mlp", run_name="__main__", alter_sys=True)
 '''
 
 
-def test_sigint_during_start_up_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["numpy", "mlp.cli.train"])
+def test_sigint_during_start_up_is_one_line(module: str, tmp_path: Path) -> None:
+    """Whether the array library or the command is loading: one line, exit 130."""
     launcher = tmp_path / "startup.py"
-    launcher.write_text(STARTUP_LAUNCHER)
+    launcher.write_text(STARTUP_LAUNCHER.replace("MODULE", module))
     proc = subprocess.Popen([sys.executable, str(launcher), "train", "--data-dir",
                              tmp_path / "no-data"], cwd=tmp_path, env=clean_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
