@@ -1,5 +1,5 @@
-"""The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session,
-and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
+"""The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session
+(with the slow end-to-end tests), and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
 
@@ -38,12 +38,14 @@ def tests(session: nox.Session, numpy: str) -> None:
     else:
         session.install("--upgrade", "numpy")
     session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
-    run_pytest(session, "-m", "not gpu")
+    # The slow end-to-end trainings run once, in the torch session.
+    run_pytest(session, "-m", "not gpu and not slow")
 
 
 @nox.session(python="3.11")
 def torch(session: nox.Session) -> None:
-    """The same suite with PyTorch (CPU) installed, so the torch backend runs too."""
+    """The same suite with PyTorch (CPU) installed, so the torch backend runs too, and the slow
+    end-to-end trainings on MNIST (the README's accuracy promises, its Python snippets)."""
     session.install(TORCH)
     session.install("-e", ".[test]")
     # A skip of a torch test is a failure here: this session exists to run them.
