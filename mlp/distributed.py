@@ -85,9 +85,9 @@ class Distributed:
 
     def agree_seed(self, seed: int | None) -> int:
         """``seed``, or rank 0's fresh draw when ``None``, the same on every rank."""
-        import numpy
+        import secrets
 
-        mine = int(seed) if seed is not None else int(numpy.random.SeedSequence().entropy % 2**62)
+        mine = int(seed) if seed is not None else secrets.randbits(62)
         return int(self.comm.gather_host([mine])[0, 0])
 
     # --- the step ----------------------------------------------------------------------------
