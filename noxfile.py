@@ -9,7 +9,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch"]
+nox.options.sessions = ["lint", "tests", "torch", "mpi"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
@@ -17,12 +17,17 @@ OLDEST_NUMPY = {"3.10": "1.25.0", "3.11": "1.25.0", "3.12": "1.26.0", "3.13": "2
 TORCH = "torch==2.13.0"
 
 
+def executed(report: Path) -> int:
+    """Tests a JUnit report counts as run (skipped ones aside)."""
+    suites = ET.parse(report).getroot().iter("testsuite")
+    return sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
+
+
 def run_pytest(session: nox.Session, *args: str) -> None:
     """Run pytest and fail the session when it executed no test at all."""
     report = Path(session.create_tmp()) / "junit.xml"
     session.run("python", "-m", "pytest", f"--junitxml={report}", *args, *session.posargs)
-    suites = ET.parse(report).getroot().iter("testsuite")
-    ran = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
+    ran = executed(report)
     if ran == 0:
         session.error("pytest ran no tests")
     session.log(f"{ran} tests executed")
@@ -57,3 +62,22 @@ def torch(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
+
+
+@nox.session(python="3.11")
+def mpi(session: nox.Session) -> None:
+    """Data-parallel training with the mpi extra (mpi4py and MPICH's mpiexec): the tests that
+    run inside an MPI job under ``mpiexec -n 2`` (one pytest per rank, each with its own
+    report), then the single-process ones, which launch ``mpiexec`` themselves."""
+    session.install("-e", ".[test,mpi]")
+    # A skip is a failure here, and a hung job ends after 10 minutes.
+    session.env.update({"MLP_REQUIRE_MPI": "1", "MPIEXEC_TIMEOUT": "600"})
+    tmp = Path(session.create_tmp())
+    tests = "tests/test_distributed.py"
+    rank = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "mpi", tests]
+    session.run("mpiexec", "-n", "1", *rank, f"--junitxml={tmp / 'rank0.xml'}", ":",
+                "-n", "1", *rank, f"--junitxml={tmp / 'rank1.xml'}", "-q")
+    ran = [executed(tmp / f"rank{r}.xml") for r in (0, 1)]
+    if min(ran) == 0:
+        session.error(f"the two ranks ran {ran} tests")
+    run_pytest(session, "-m", "not mpi", tests)

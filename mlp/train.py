@@ -22,6 +22,7 @@ from backends.ops import Buffers
 from ._xp import Array
 
 __all__ = ["PIXEL_SCALE", "DeviceData", "StopRequested", "TrainState", "Trainer"]
+from .distributed import Distributed
 from .errors import TrainingError
 from .model import MLP, PIXEL_SCALE
 
@@ -93,6 +94,12 @@ class Trainer:
             ``set_postfix_str(s)`` and ``close()`` (e.g. tqdm), or ``None``.
         should_stop: polled after every step; when true, :meth:`fit` raises
             :class:`StopRequested` with the state updated to resume from the next step.
+        distributed: train data-parallel over its ranks (:class:`~mlp.distributed.Distributed`):
+            ``batch_size`` is the global batch, each rank runs its share of it, and every
+            rank ends each step with the same parameters. The metrics (timings aside), the
+            state and the ``on_epoch`` calls are global and alike on every rank (callers write on
+            ``distributed.is_root`` only); stops agree on the step; only rank 0 shows
+            ``progress``.
     """
 
     def __init__(
@@ -107,9 +114,17 @@ class Trainer:
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         progress: Callable[..., Any] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        distributed: Distributed | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.distributed = distributed
+        if distributed is not None:
+            if batch_size < distributed.size:
+                raise ValueError(f"the global batch size {batch_size} is smaller than the "
+                                 f"{distributed.size} ranks: give every rank a sample")
+            seed = distributed.agree_seed(seed)
+        self.seed = seed
         self.model, self.train, self.test = model, train, test
         self.batch_size, self.epochs = int(batch_size), int(epochs)
         self.shuffle_rng = model.backend.rng(seed)
@@ -117,7 +132,7 @@ class Trainer:
         if self.state.shuffle_state is None:
             self.state.shuffle_state = self.shuffle_rng.bit_generator.state
         self.on_epoch = on_epoch
-        self.progress = progress
+        self.progress = progress if distributed is None or distributed.is_root else None
         self.should_stop = should_stop or (lambda: False)
         self._buffers = Buffers()
         # Each finiteness check reads the loss on the host: every step where arrays live on the
@@ -128,9 +143,15 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train.n / self.batch_size)
 
-    def _batch(self, perm: Array, b: int) -> tuple[Array, Array]:
+    def _batch(self, perm: Array, b: int) -> tuple[Array, Array, int]:
+        """Batch ``b``: this rank's rows ``(n, D)`` in the model dtype, their labels ``(n,)``,
+        and the global batch's size."""
         model, ops = self.model, self.model.backend.ops
-        idx = perm[b * self.batch_size : min((b + 1) * self.batch_size, self.train.n)]
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.train.n)
+        n_global = hi - lo
+        if self.distributed is not None:
+            lo, hi = (lo + i for i in self.distributed.shard(n_global))
+        idx = perm[lo:hi]
         n = idx.shape[0]
         x, y, buffers = self.train.x, self.train.y, self._buffers
         rows = (n, x.shape[1])
@@ -138,7 +159,23 @@ class Trainer:
         xb = ops.to_float(raw, self.train.scale, model.dtype,
                           out=buffers.get(ops, "x", rows, model.dtype))
         yb = ops.take_rows(y, idx, out=buffers.get(ops, "y", (n,), y.dtype))
-        return xb, yb
+        return xb, yb, n_global
+
+    def _step(self, xb: Array, yb: Array, n_global: int) -> Array:
+        if self.distributed is None:
+            return self.model.train_step(xb, yb)
+        return self.distributed.train_step(self.model, xb, yb, n_global, self.seed)
+
+    def _poll(self, loss_sum: float = 0.0, correct: int = 0) -> tuple[bool, float, int]:
+        """Whether to stop, and the loss and hit sums: over every rank when distributed."""
+        stop = self.should_stop()
+        if self.distributed is None:
+            return stop, loss_sum, correct
+        return self.distributed.agree(stop, loss_sum, correct)
+
+    def _check_in_sync(self, when: str) -> None:
+        if self.distributed is not None:
+            self.distributed.check_in_sync(self.model, when)
 
     def fit(self) -> list[dict[str, Any]]:
         """Run the remaining epochs; returns the per-epoch metrics (``state.history``).
@@ -153,6 +190,7 @@ class Trainer:
 
     def _fit(self) -> list[dict[str, Any]]:
         st, model = self.state, self.model
+        self._check_in_sync("at the start")
         while st.epoch < self.epochs:
             self.shuffle_rng.bit_generator.state = st.shuffle_state
             perm = model.backend.asarray(model.backend.permutation(self.shuffle_rng, self.train.n))
@@ -165,8 +203,12 @@ class Trainer:
                 "samples_per_s": st.seen / st.seconds if st.seconds > 0 else float("nan"),
                 "lr": model.optimizer.current_lr,
             }
-            if self.test is not None:
+            self._check_in_sync(f"after epoch {st.epoch + 1}")
+            if self.test is not None and self.distributed is not None:
+                result = self.distributed.evaluate(model, self.test)
+            elif self.test is not None:
                 result = model.evaluate(self.test.x, self.test.y, scale=self.test.scale)
+            if self.test is not None:
                 metrics["test_loss"], metrics["test_acc"] = result["loss"], result["accuracy"]
             st.history.append(metrics)
             st.epoch += 1
@@ -174,7 +216,7 @@ class Trainer:
             st.shuffle_state = self.shuffle_rng.bit_generator.state
             if self.on_epoch is not None:
                 self.on_epoch(metrics)
-            if self.should_stop() and st.epoch < self.epochs:
+            if self._poll()[0] and st.epoch < self.epochs:
                 raise StopRequested()  # at an epoch boundary: resumes with the next epoch
         return st.history
 
@@ -188,21 +230,28 @@ class Trainer:
         loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
         correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
         pending = 0  # steps whose loss is not yet checked on the host
+
+        def read() -> tuple[float, int]:
+            return float(to_numpy(loss_acc)), int(to_numpy(correct_acc))
+
         start = time.perf_counter()
         try:
             for b in range(st.batch, total):
-                xb, yb = self._batch(perm, b)
+                xb, yb, n_global = self._batch(perm, b)
                 n = xb.shape[0]
-                loss = model.train_step(xb, yb)
+                loss = self._step(xb, yb, n_global)
                 hits = xp.sum(xp.astype(xp.argmax(model.last_output, axis=1) == yb, xp.int64))
                 loss_acc = loss_acc + loss * model.loss_weight(n)
                 correct_acc = correct_acc + hits
-                st.seen += n
+                st.seen += n_global
                 st.batch = b + 1
                 pending += 1
-                stop = self.should_stop()
-                if pending >= self.check_every or b + 1 == total or stop:
-                    loss_sum = float(to_numpy(loss_acc))
+                check = pending >= self.check_every or b + 1 == total
+                stop, loss_sum, correct = self._poll(*(read() if check else (0.0, 0)))
+                if stop and not check:
+                    check = True
+                    stop, loss_sum, correct = self._poll(*read())
+                if check:
                     if not math.isfinite(loss_sum):
                         raise TrainingError(
                             f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} "
@@ -211,7 +260,7 @@ class Trainer:
                             "smaller --lr, a warm-up (--schedule warmup-cosine) or --dtype float64"
                         )
                     st.loss_sum += loss_sum
-                    st.correct += int(to_numpy(correct_acc))
+                    st.correct += correct
                     loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
                     correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
                     pending = 0

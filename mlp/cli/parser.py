@@ -110,6 +110,9 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
                    f"shuffling (default {d['seed']})")
     t.add_argument("--threads", type=positive_int, help="BLAS threads, at most the usable "
                    "cores (default: all usable cores)")
+    t.add_argument("--distributed", action="store_true", default=False,
+                   help="train data-parallel over the processes of an MPI launcher "
+                   "(mpiexec -n P mlp train --distributed); --batch-size is the global batch")
     t.add_argument("--metrics", metavar="FILE.jsonl", help="write one JSON object per epoch "
                    "(with --resume: continue this run's metrics file)")
     t.add_argument("--plot", metavar="FILE.png", help="draw loss and accuracy curves "

@@ -7,6 +7,7 @@ import argparse
 import shlex
 import signal
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import backends
 
 from ..errors import CheckpointError, MLPError
-from . import outputs, resources
+from . import launch, outputs, resources
 from . import settings as rules
 from .report import epoch_line, header_lines, stop_line
 from .settings import UsageError
@@ -110,47 +111,56 @@ def plan(args: argparse.Namespace) -> Plan:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    p = plan(args)
-    with outputs.claimed({"--save": p.save, "--metrics": p.metrics, "--plot": p.plot}):
-        return _run(args, p)
+    dist = launch.setup(args)
+    with ExitStack() as claims:
+        with launch.together(dist):  # distributed: every rank checks, all fail together
+            p = plan(args)
+            if dist is None or dist.is_root:  # rank 0 alone writes the outputs
+                claims.enter_context(outputs.claimed(
+                    {"--save": p.save, "--metrics": p.metrics, "--plot": p.plot}))
+        return _run(args, p, dist)
 
 
-def _run(args: argparse.Namespace, p: Plan) -> int:
+def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
     from .. import checkpoint, data
     from ..train import DeviceData, StopRequested, Trainer
     from ..validate import validate_train_state
 
     settings, quiet = p.settings, args.quiet
-    interactive = sys.stderr.isatty() and not quiet
-    dataset = data.load(settings["dataset"], getattr(args, "data_dir", None),
-                        progress=interactive)
-    steps = -(-dataset.x_train.shape[0] // settings["batch_size"])
-    if p.resumed is not None:
-        rules.check_architecture(p.resumed.config["sizes"], dataset, str(args.resume))
-        try:  # the batch must lie inside an epoch of this dataset
-            validate_train_state(p.state.to_json(), steps)
-        except CheckpointError as exc:
-            raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
-        model = checkpoint.restore(p.resumed, backend=settings["backend"],
-                                   device=settings["device"])
-        if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
-            # A longer (or shorter) run: the schedule spans the new total.
-            model.optimizer.schedule = rules.build_schedule(settings, steps)
-    else:
-        sizes = [dataset.num_features, *rules.parse_hidden(settings["hidden"]),
-                 dataset.num_classes]
-        choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
-        resources.check_memory(settings, sizes, choice.name)
-        model = rules.build_model(settings, dataset.num_features, dataset.num_classes, steps)
+    root = dist is None or dist.is_root
+    device = launch.device_for(dist, settings["backend"], settings["device"])
+    interactive = sys.stderr.isatty() and not quiet and root
+    with launch.together(dist):
+        dataset = data.load(settings["dataset"], getattr(args, "data_dir", None),
+                            progress=interactive)
+        steps = -(-dataset.x_train.shape[0] // settings["batch_size"])
+        if p.resumed is not None:
+            rules.check_architecture(p.resumed.config["sizes"], dataset, str(args.resume))
+            try:  # the batch must lie inside an epoch of this dataset
+                validate_train_state(p.state.to_json(), steps)
+            except CheckpointError as exc:
+                raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
+            model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device)
+            if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
+                # A longer (or shorter) run: the schedule spans the new total.
+                model.optimizer.schedule = rules.build_schedule(settings, steps)
+        else:
+            sizes = [dataset.num_features, *rules.parse_hidden(settings["hidden"]),
+                     dataset.num_classes]
+            choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
+            resources.check_memory(settings, sizes, choice.name)
+            model = rules.build_model({**settings, "device": device}, dataset.num_features,
+                                      dataset.num_classes, steps)
 
     def log(text: str) -> None:
-        if not quiet:
+        if not quiet and root:
             print(text, flush=True)
 
     # This run's checkpoint at --save is good to fall back on once written (or when resumed
     # in place: the file it resumed from).
     wrote = {"save": p.in_place}
-    metrics = outputs.MetricsWriter(p.metrics, p.metrics_append) if p.metrics else None
+    metrics = outputs.MetricsWriter(p.metrics, p.metrics_append) if p.metrics and root else None
+    save = p.save if root else None
 
     def meta() -> dict[str, Any]:
         st = trainer.state
@@ -161,8 +171,8 @@ def _run(args: argparse.Namespace, p: Plan) -> int:
         if metrics is not None:
             metrics.write(m)
         log(epoch_line(m, settings["epochs"]))
-        if p.save is not None:
-            checkpoint.save(p.save, model, meta())
+        if save is not None:
+            checkpoint.save(save, model, meta())
             wrote["save"] = True
 
     progress = None
@@ -173,12 +183,13 @@ def _run(args: argparse.Namespace, p: Plan) -> int:
             return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
                         dynamic_ncols=True)
 
-    with StopFlag() as stop:
+    with StopFlag() as stop, launch.fail_fast(dist):
         trainer = Trainer(
             model, DeviceData(model, dataset.x_train, dataset.y_train),
             DeviceData(model, dataset.x_test, dataset.y_test),
             batch_size=settings["batch_size"], epochs=settings["epochs"], seed=settings["seed"],
             state=p.state, on_epoch=on_epoch, progress=progress, should_stop=stop,
+            distributed=dist,
         )
         if metrics is not None and not p.metrics_append:
             for m in trainer.state.history:  # a new metrics file starts with the epochs done
@@ -189,20 +200,27 @@ def _run(args: argparse.Namespace, p: Plan) -> int:
         try:
             history = trainer.fit()
         except StopRequested:
+            signum = stop.signum or 0 if dist is None else dist.max(stop.signum or 0)
+            if not root:
+                return 128 + signum
             target = p.save or outputs.free_path(Path(outputs.DEFAULT_INTERRUPT_CHECKPOINT))
             checkpoint.save(target, model, meta())
             command = ["mlp", "train", "--resume", str(target), "--save", str(target)]
             if getattr(args, "data_dir", None):
                 command += ["--data-dir", args.data_dir]
-            print(f"{stop_line(stop.signum, trainer)}; saved {target}\n"
+            if dist is not None:
+                command = ["mpiexec", "-n", str(dist.size), *command, "--distributed"]
+            print(f"{stop_line(signum, trainer)}; saved {target}\n"
                   f"resume with: {shlex.join(command)}", file=sys.stderr)
-            return 128 + stop.signum
+            return 128 + signum
         except SecondInterrupt:
             kept = f"; the last checkpoint is {p.save}" if wrote["save"] else ""
             print(f"mlp: SIGINT received again: stopped at once, without saving{kept}",
                   file=sys.stderr)
             return 130
         except MLPError as exc:
+            if not root:  # the same error on every rank: rank 0 says it
+                raise SystemExit(1) from None
             if wrote["save"]:
                 raise MLPError(f"{exc}; the last good checkpoint is kept in {p.save}") from None
             raise
@@ -211,6 +229,8 @@ def _run(args: argparse.Namespace, p: Plan) -> int:
                 metrics.close()
 
     trained = trainer.state.epoch > done_before
+    if not root:
+        return 0
     if not trained:
         print(f"the run in {args.resume} already finished epoch {done_before} of "
             f"{settings['epochs']}: nothing to train (give a larger --epochs to go on)")

@@ -1,0 +1,86 @@
+"""``mlp train --distributed``: joining the processes an MPI launcher started.
+
+Every rank runs the same command; rank 0 alone prints and writes files. A process that finds
+itself under a launcher with more than one rank but without ``--distributed`` refuses, so P
+independent runs never race on the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import backends
+
+from ..distributed import Distributed, launcher_ranks
+from .settings import UsageError
+
+
+def setup(args: argparse.Namespace) -> Distributed | None:
+    """The run's :class:`Distributed` with ``--distributed``, else ``None``; non-root ranks
+    print nothing on stdout from here on.
+
+    Raises:
+        UsageError: several ranks without ``--distributed``, or no mpi4py.
+    """
+    ranks = launcher_ranks()
+    if not getattr(args, "distributed", False):
+        if ranks > 1:
+            raise UsageError(f"this process is one of {ranks} started by an MPI launcher: add "
+                             "--distributed to train them together (without it each would "
+                             "train alone and write the same files)")
+        return None
+    try:
+        dist = Distributed()
+    except backends.BackendError as exc:
+        raise UsageError(str(exc)) from None
+    if not getattr(args, "threads", None):  # share the cores between this machine's ranks
+        from .resources import usable_cores
+
+        args.threads = max(1, usable_cores() // dist.comm.local_size)
+    if not dist.is_root:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return dist
+
+
+def device_for(dist: Distributed | None, backend: str, device: Any) -> Any:
+    """The device of this rank: as given, else the node-local rank's GPU for CuPy."""
+    if dist is None or device is not None or backend != "cupy":
+        return device
+    return dist.local_rank
+
+
+@contextmanager
+def together(dist: Distributed | None) -> Iterator[None]:
+    """Run a setup block on every rank and fail together (see
+    :meth:`~mlp.distributed.Distributed.together`). When every rank failed alike, rank 0
+    prints the one line and the others exit silently with the same status."""
+    if dist is None:
+        yield
+        return
+    try:
+        with dist.together():
+            yield
+    except Exception as exc:
+        if not dist.is_root and len(dist.failed_ranks) == dist.size:
+            raise SystemExit(2 if isinstance(exc, UsageError) else 1) from None
+        raise
+
+
+@contextmanager
+def fail_fast(dist: Distributed | None) -> Iterator[None]:
+    """While training: a failure of this rank alone prints one line and ends every rank."""
+    if dist is None:
+        yield
+        return
+
+    def say(exc: BaseException) -> None:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"mlp: error: rank {dist.rank}: {text}", file=sys.stderr, flush=True)
+
+    with dist.abort_on_error(say):
+        yield
