@@ -1,5 +1,6 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session
-(with the slow end-to-end tests), and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
+(with the slow end-to-end tests), data-parallel training under MPI, and lint. ``nox`` runs
+every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def tests(session: nox.Session, numpy: str) -> None:
         session.install("--upgrade", "numpy")
     session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
     # The slow end-to-end trainings run once, in the torch session.
-    run_pytest(session, "-m", "not gpu and not slow")
+    run_pytest(session, "-m", "not gpu and not slow and not mpi")
 
 
 @nox.session(python="3.11")
@@ -55,7 +56,7 @@ def torch(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     # A skip of a torch test is a failure here: this session exists to run them.
     session.env["MLP_REQUIRE_BACKENDS"] = "torch"
-    run_pytest(session, "-m", "not gpu")
+    run_pytest(session, "-m", "not gpu and not mpi")
 
 
 @nox.session(python="3.11")

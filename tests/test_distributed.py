@@ -29,7 +29,7 @@ from mlp.distributed import Distributed, DriftError
 from mlp.train import DeviceData, StopRequested, Trainer, TrainState
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_support import clean_env, write_fake_fashion  # noqa: E402
+from cli_support import clean_env, write_real_mnist_raw  # noqa: E402
 
 REQUIRE_MPI = os.environ.get("MLP_REQUIRE_MPI") == "1"
 BOUND = 1e-12  # relative 2-norm difference of the parameter vectors
@@ -288,12 +288,12 @@ def _launcher_env(tmp: Path, data_dir: str | None = None) -> dict[str, str]:
     return env
 
 
-SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "500", "--threads", "1")
+SMALL = ("--dataset", "mnist", "--hidden", "16", "--batch-size", "500", "--threads", "1")
 
 
 @pytest.fixture(scope="module")
 def fake_data(tmp_path_factory) -> str:
-    return str(write_fake_fashion(tmp_path_factory.getbasetemp() / "fake-fashion"))
+    return str(write_real_mnist_raw(tmp_path_factory.getbasetemp() / "mnist-raw"))
 
 
 def test_sigint_stops_every_rank_with_one_checkpoint_and_status_130(tmp_path, fake_data):
