@@ -66,13 +66,14 @@ The targets are judged on the fastest round of each contestant (medians shown be
 **Why the floor runs in a process of its own.** Measured in the suite's process, after the
 per-step benchmarks and one after the other instead of interleaved, the floor came out slower
 than the epoch it bounds (1.02 × and even 0.97 × "epoch / floor" in quiet runs, against
-1.3–1.4 × measured from outside). Two causes: a floor benchmarked minutes away from the epoch
-sees a different machine (on a shared machine, a different load), and the suite's process
-carries what the earlier benchmarks left behind (PyTorch's OpenMP worker pool and our update
-threads competing with the BLAS threads for the same cores, a grown heap). A fresh process,
-interleaved with our epoch and the fastest of several floor epochs, removes both; the contest
-still runs the in-suite floor so the report shows the difference. Any time below its floor is
-marked in the report with the reason.
+1.3–1.4 × measured from outside in separate processes). Two things differ there: a floor
+benchmarked minutes away from the epoch sees a different machine (on a shared machine, a
+different load), and the suite's process carries what the earlier benchmarks left behind
+(PyTorch's OpenMP worker pool and our update threads beside the BLAS threads on the same cores,
+a grown heap). A fresh process, interleaved with our epoch, taking the fastest of several floor
+epochs, removes both. The contest still runs the in-suite floor in every round, so each report
+shows how much the difference is on its machine. Any time below its floor is marked in the
+report with the reason.
 
 ### Where a step's time goes
 

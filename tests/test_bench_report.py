@@ -87,7 +87,8 @@ def _phases_bench() -> dict[str, Any]:
 
 def _with_contest(data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     data["benchmarks"] = [b for b in data["benchmarks"]
-                          if b["extra_info"]["kind"] != "epoch-contest"] + [_contest_bench(**kwargs)]
+                          if b["extra_info"]["kind"] != "epoch-contest"]
+    data["benchmarks"].append(_contest_bench(**kwargs))
     return data
 
 
@@ -313,3 +314,17 @@ def test_runner_refuses_to_replace_a_report(tmp_path: Path, capsys: pytest.Captu
                    "replace it, or choose another --out\n")
     assert (tmp_path / "REPORT.md").read_text(encoding="utf-8") == "mine"
     assert run.existing_results(tmp_path / "new", tmp_path / "new" / "results.json", False) == []
+
+
+def test_the_cli_contestant_trains_on_the_contest_data(tmp_path: Path) -> None:
+    """The contest's random set, written as IDX files, is what ``mlp train`` loads."""
+    from mlp import data
+
+    images, labels = workloads.epoch_data(seed=0)
+    contest.write_idx(tmp_path, images, labels)
+    loaded = data.load("fashion-mnist", tmp_path)
+    assert (loaded.x_train == images).all() and (loaded.y_train == labels).all()
+    cmd = contest.cli_command(tmp_path, tmp_path / "m.jsonl", seed=7, smoke=False)
+    assert cmd[cmd.index("--data-dir") + 1] == str(tmp_path)
+    assert [cmd[cmd.index(flag) + 1] for flag in ("--hidden", "--batch-size", "--epochs")] == [
+        "512,512", "128", "1"]
