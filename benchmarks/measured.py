@@ -6,6 +6,8 @@ report (:mod:`benchmarks.report`) refer here instead of repeating it.
 
 from __future__ import annotations
 
+from .contest import FLOOR_REPEATS
+from .phases import PHASES, STEP
 from .workloads import EPOCH_SAMPLES, QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE, epoch_batches
 
 _BATCHES = epoch_batches(EPOCH_SAMPLES, QUICK_BATCH)
@@ -16,10 +18,73 @@ EPOCH_WORKLOAD = (
     "random uint8 images (784 pixels) with int64 labels"
 )
 
+#: Why a time measured in the suite's process can come out below its floor (the report cites
+#: it wherever that happens).
+BELOW_FLOOR = (
+    "that floor ran in the suite's process as a separate benchmark, minutes away from the time "
+    "it is compared with and after everything the suite ran before, so it is not a lower bound; "
+    "the headline's floor, in a fresh process interleaved with our epoch, is"
+)
+
+_PHASE_LIST = "; ".join(PHASES)
+
 WHAT_IS_MEASURED = f"""## What is measured
 
-Each figure is the median of its benchmark's rounds (pytest-benchmark). Ratios compare numbers
+Per-step and in-suite figures are the median of their benchmark's rounds (pytest-benchmark); the
+headline reports the median and the fastest of its interleaved rounds. Ratios compare numbers
 from the same run on the same machine.
+
+### The headline: an epoch contest in interleaved rounds
+
+Each round runs every contestant once, in this order, each in a fresh Python process of its own
+(`python -m benchmarks.contest NAME`) that builds the same random data set, warms up on a short
+epoch with both batch shapes, then times one epoch of the batch loop only (data already in
+memory, permutation drawn before):
+
+- **ours**: `mlp.train.Trainer` on the numpy backend (Adam, the trainer's `seconds`).
+- **ours, CLI**: `mlp train --epochs 1 --metrics FILE` on the same images written as raw IDX
+  files (named as Fashion-MNIST's, whose raw files have no published hash, so the CLI checks
+  their structure only); its time is the `seconds` of the metrics line. The report compares it
+  with the benchmark's epoch: the two must agree within 10 %.
+- **GEMM floor, own process**: only the matrix products of the same {len(_BATCHES)} steps (see
+  *Floor* below), the fastest of {FLOOR_REPEATS} epochs in each round: the lowest time those
+  GEMMs take on this machine.
+- **GEMM floor, in the suite's process**: the same, run in the benchmark suite's own process
+  after the per-step benchmarks, for comparison only.
+- **PyTorch as users write it**: the whole set converted once to a float32 tensor / 255, batches
+  `X[idx]`, `Y[idx]` from a `torch.randperm`, `torch.nn.Sequential(Linear, ReLU, …)`,
+  `CrossEntropyLoss`, autograd, `torch.optim.Adam` (foreach), `zero_grad(set_to_none=True)`,
+  loss and accuracy summed as tensors and read once.
+- **PyTorch doing our work**: the same, but each batch gathered from the uint8 tensor and
+  converted to float / 255, as our trainer does.
+- **JAX, jitted train step**: the whole set converted once to a float32 array, batches `X[idx]`,
+  one `jax.jit`-compiled step of `jax.value_and_grad` and Adam written out, state buffers
+  donated. Optional: without JAX (`pip install jax`, several hundred MB) it is not measured.
+
+The targets are judged on the fastest round of each contestant (medians shown beside them).
+
+**Why the floor runs in a process of its own.** Measured in the suite's process, after the
+per-step benchmarks and one after the other instead of interleaved, the floor came out slower
+than the epoch it bounds (1.02 × and even 0.97 × "epoch / floor" in quiet runs, against
+1.3–1.4 × measured from outside in separate processes). Two things differ there: a floor
+benchmarked minutes away from the epoch sees a different machine (on a shared machine, a
+different load), and the suite's process carries what the earlier benchmarks left behind
+(PyTorch's OpenMP worker pool and our update threads beside the BLAS threads on the same cores,
+a grown heap). A fresh process, interleaved with our epoch, taking the fastest of several floor
+epochs, removes both. The contest still runs the in-suite floor in every round, so each report
+shows how much the difference is on its machine. Any time below its floor is marked in the
+report with the reason.
+
+### Where a step's time goes
+
+One numpy step of the headline workload, written out phase by phase with the model's own
+parameters, gradient views, backend operations, loss and optimizer, each phase timed with
+`perf_counter` inside a sequence of real steps (so caches hold what they hold in training), in
+blocks alternating with blocks of whole steps ({STEP}); medians over the blocks. Phases:
+{_PHASE_LIST}. The difference between the whole step and the sum of the phases is the layer
+framework's own cost (Python calls, checks).
+
+### Per step and in the suite's process
 
 - **Forward**: `model.layers.forward(x, train=True)`, the buffered internal pass of a step.
 - **Backward**: the loss gradient (`loss.backward()`) and `model.layers.backward(...)`, repeated

@@ -1,7 +1,10 @@
 """The benchmark suite (pytest-benchmark): run it with ``mlp bench`` or ``python -m benchmarks``.
 
 Per configuration (backend × model size × batch × dtype) it times ``forward``, ``backward``,
-``step``, ``floor`` and the PyTorch ``peer``; then one full epoch, its floor and the peer's epoch.
+``step``, ``floor`` and the PyTorch ``peer``; then one full epoch, its floor and the peer's epoch
+in the suite's process; the headline contest (:mod:`benchmarks.contest`: every contestant in its
+own process, in interleaved rounds); and the per-phase breakdown of one step
+(:mod:`benchmarks.phases`).
 :data:`benchmarks.measured.WHAT_IS_MEASURED` says exactly what each one measures.
 
 ``--bench-smoke`` (see :mod:`benchmarks.conftest`) keeps the smallest configurations and a short
@@ -22,6 +25,8 @@ from backends import BackendError
 from mlp import MLP, Adam
 from mlp.train import DeviceData, Trainer
 
+from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, Contest
+from .phases import breakdown
 from .workloads import (
     BENCH_LR,
     EPOCH_BACKENDS,
@@ -45,11 +50,6 @@ from .workloads import (
     peer_configs,
     step_flops,
 )
-
-#: Samples of the short warm-up epoch before the timed ones: 16 batches of 128 and one of 96,
-#: the two batch shapes of a real epoch.
-WARMUP_SAMPLES = 16 * QUICK_BATCH + EPOCH_SAMPLES % QUICK_BATCH
-
 
 # --- parametrisation -----------------------------------------------------------------------
 
@@ -306,3 +306,43 @@ def test_epoch_peer(benchmark: Any, device: str, epoch_host: tuple[Any, Any],
     loss, _ = benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
     benchmark.extra_info["train_loss"] = loss
 
+
+
+# --- the headline contest and the per-phase breakdown -------------------------------------
+
+
+@pytest.mark.quick
+@pytest.mark.epoch
+@pytest.mark.bench_target(backend="numpy")
+def test_epoch_contest(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    """Interleaved rounds of ours, the CLI, the floor (own process and in-suite) and the peers;
+    each round is one pytest-benchmark round, the per-contestant times go in ``extra_info``."""
+    smoke = request.config.getoption("--bench-smoke")
+    contest = Contest(samples=_epoch_samples(request.config), smoke=smoke,
+                      repeats=1 if smoke else FLOOR_REPEATS, in_process=smoke)
+    _record_epoch(benchmark, "epoch-contest", "numpy", "cpu", contest.samples)
+    try:
+        benchmark.pedantic(contest.run_round, rounds=_rounds(request), iterations=1)
+    finally:
+        contest.close()
+    benchmark.extra_info["contest"] = contest.to_json()
+
+
+@pytest.mark.quick
+@pytest.mark.bench_target(backend="numpy")
+def test_phases(benchmark: Any, epoch_host: tuple[Any, Any],
+                request: pytest.FixtureRequest) -> None:
+    """Seconds per step of each phase of a numpy step (784-512-512-10, batch 128, float32)."""
+    smoke = request.config.getoption("--bench-smoke")
+    model = _model(SPECS["numpy"], SIZES[QUICK_SIZE], QUICK_DTYPE, EPOCH_LR)
+    data = DeviceData(model, *epoch_host)
+    result: dict[str, float] = {}
+
+    def run() -> None:
+        result.update(breakdown(model, data.x, data.y, QUICK_BATCH, steps=2 if smoke else 100,
+                                blocks=1 if smoke else 5))
+
+    _record(benchmark, "phases", "numpy", "cpu", QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE,
+            step_flops(SIZES[QUICK_SIZE], QUICK_BATCH))
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info["phases"] = result

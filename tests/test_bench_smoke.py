@@ -35,9 +35,10 @@ def test_every_workload_runs(tmp_path: Path) -> None:
 
     suite = next(ET.parse(tmp_path / "junit.xml").getroot().iter("testsuite"))
     ran = int(suite.get("tests", 0)) - int(suite.get("skipped", 0))
-    # forward, backward, step and floor of numpy and array_api_strict at both dtypes, and the
-    # numpy epoch and its floor, run everywhere; torch adds its own and the peers.
-    assert ran >= 18
+    # forward, backward, step and floor of numpy and array_api_strict at both dtypes, the numpy
+    # epoch and its floor, the epoch contest (every contestant whose library is installed, the
+    # CLI included) and the phase breakdown run everywhere; torch adds its own and the peers.
+    assert ran >= 20
     assert int(suite.get("failures", 0)) == int(suite.get("errors", 0)) == 0
 
 
@@ -75,3 +76,14 @@ def test_bench_leaves_the_committed_report_alone(tmp_path: Path) -> None:
         assert "exists: pass --overwrite" in done.stderr
     assert [committed.read_bytes(), *(p.read_bytes() for p in plots)] == before
     assert sorted((SUITE / "plots").glob("*.png")) == plots
+
+
+def test_a_contestant_runs_in_its_own_process(tmp_path: Path) -> None:
+    """The contest's child protocol: one JSON line with the seconds of one timed epoch."""
+    import json
+
+    done = _run(["-m", "benchmarks.contest", "floor", "--samples", "352", "--repeats", "1"],
+                SUITE.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["seconds"] > 0
