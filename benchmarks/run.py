@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pytest -k expression to narrow the selection further")
     parser.add_argument("--note", default=None, metavar="TEXT",
                         help="a remark to print under the report's title (e.g. about the machine)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also measure data-parallel scaling: compute and allreduce time per "
+                             "step for 1 and 2 MPI ranks, and the ring-allreduce model for P "
+                             "machines (needs the mpi extra; writes DIR/scaling.md, .json, .png)")
     parser.add_argument("--report-only", action="store_true",
                         help="do not run anything: rebuild the report from the existing JSON")
     return parser
@@ -163,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report: {report}")
     print(f"plots:  {report.parent / PLOT_DIR}")
     print(f"data:   {json_path}")
+    if args.scaling and not args.report_only:
+        from .scaling import main as scaling_main
+
+        rc = scaling_main(["--out", str(out_dir)]) or rc
     return rc
 
 
