@@ -18,6 +18,7 @@ INSTALL_HINT = {
     "cupy": 'pip install "array-api-mlp[cupy]" (CUDA 12; for CUDA 13: pip install cupy-cuda13x)',
     "torch": 'pip install "array-api-mlp[torch]"',
     "array_api_strict": 'pip install "array-api-mlp[test]"',
+    "jax": 'pip install "array-api-mlp[jax]"',
 }
 
 
@@ -169,9 +170,16 @@ def _strict_name(device: Any) -> str:
     return text.split("'")[1] if "'" in text else text
 
 
+def _jax(device: Any) -> Backend:
+    from .jax_backend import create
+
+    return create(_import("jax", "jax"), device)
+
+
 FACTORIES: dict[str, Callable[[Any], Backend]] = {
     "numpy": _numpy,
     "cupy": _cupy,
     "torch": _torch,
     "array_api_strict": _strict,
+    "jax": _jax,
 }

@@ -31,7 +31,7 @@ from mlp.cli import DEFAULTS, build_parser, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
-BACKEND_LINES = ("numpy", "array_api_strict", "torch", "cupy")
+BACKEND_LINES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 #: A small, quick model for the fake dataset: 30 steps per epoch.
 SMALL = ("--dataset", "fashion-mnist", "--hidden", "16", "--batch-size", "2000")
 
@@ -202,7 +202,7 @@ def test_evaluate_subprocess_reads_the_checkpoint(trained: dict, fake_data: Path
     assert "fashion-mnist test set, 10000 images, backend numpy" in run.stdout
 
 
-@pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"])
 def test_evaluate_on_other_backends(backend: str, trained: dict, fake_data: Path,
                                     fake_test_labels: np.ndarray,
                                     capsys: pytest.CaptureFixture[str]) -> None:
