@@ -8,6 +8,7 @@ from typing import Any
 import backends
 
 from ._xp import Array, array_namespace
+from .jit import compiled_step
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
 from .optimizers import Adam, Optimizer
@@ -90,6 +91,10 @@ class MLP:
             every backend.
         fast: use the backend's in-place kernels where it has them (``False``: the portable
             array-API code everywhere, for comparison).
+        jit: run :meth:`train_step` as one compiled function on backends that compile (JAX),
+            with the same numbers (:mod:`mlp.jit`). ``None``: wherever the backend compiles
+            and the loss and optimizer are built-in; ``True``: a ``ValueError`` where it
+            cannot; ``False``: the eager step.
 
     Inputs of :meth:`forward`, :meth:`train_step` and :meth:`evaluate` are ``(N, sizes[0])``
     arrays of ``dtype`` on the model's device; labels are ``(N,)`` integers or ``(N, C)``
@@ -113,6 +118,7 @@ class MLP:
         dtype: str = "float32",
         seed: int | None = 0,
         fast: bool = True,
+        jit: bool | None = None,
     ) -> None:
         backend = backends.get(backend, device)
         if not fast:
@@ -141,6 +147,7 @@ class MLP:
         self.optimizer = optimizer if optimizer is not None else Adam()
         self.optimizer.bind(self.store)
         self.last_output: Array | None = None
+        self.compiled = compiled_step(self, jit)
 
     @property
     def ops(self) -> backends.GenericOps:
@@ -180,6 +187,8 @@ class MLP:
 
         Shape and dtype of ``x`` are checked; NaN is not (a pass over every batch): a NaN
         input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
+        if self.compiled is not None:
+            return self.compiled(self._check_input(x, finite=False), y)
         out = self.layers.forward(self._check_input(x, finite=False), train=True)
         loss = self.loss.forward(out, y)
         self.layers.backward(self.loss.backward())

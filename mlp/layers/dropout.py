@@ -33,16 +33,24 @@ class Dropout(Layer):
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "rate": self.rate}
 
-    def forward(self, x: Array, train: bool = False) -> Array:
-        if not train or self.rate == 0.0:
-            self._mask = None
-            return x
+    def draw_keep(self, shape: tuple[int, ...]) -> Any:
+        """The next training mask: a host boolean array of ``shape``, true where a unit is
+        kept."""
         if self.rng is None:
             raise RuntimeError("Dropout needs a random generator to train: pass rng= "
                                "(e.g. backend.rng(seed)) or build() the layer")
+        return self.rng.random(shape) >= self.rate
+
+    def forward(self, x: Array, train: bool = False, keep: Array | None = None) -> Array:
+        """``keep``: the mask to apply, a boolean array like ``x`` on its device (default:
+        :meth:`draw_keep`'s, moved there); a compiled step passes it in."""
+        if not train or self.rate == 0.0:
+            self._mask = None
+            return x
         xp = array_namespace(x)
-        keep = self.rng.random(tuple(x.shape)) >= self.rate
-        self._mask = xp.asarray(keep, device=device(x))
+        if keep is None:
+            keep = xp.asarray(self.draw_keep(tuple(x.shape)), device=device(x))
+        self._mask = keep
         return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
