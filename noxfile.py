@@ -1,5 +1,5 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session,
-and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
+a JAX session, and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch"]
+nox.options.sessions = ["lint", "tests", "torch", "jax"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
@@ -49,6 +49,18 @@ def torch(session: nox.Session) -> None:
     # A skip of a torch test is a failure here: this session exists to run them.
     session.env["MLP_REQUIRE_BACKENDS"] = "torch"
     run_pytest(session, "-m", "not gpu")
+
+
+@nox.session(python="3.11")
+def jax(session: nox.Session) -> None:
+    """The same suite with JAX (CPU) installed, in its 64-bit mode, so the jax backend and its
+    compiled step run every backend test; the real-MNIST runs only where JAX takes part (the
+    others ran in the tests sessions)."""
+    session.install("-e", ".[test,jax]")
+    session.env["MLP_REQUIRE_BACKENDS"] = "jax"
+    session.env["JAX_ENABLE_X64"] = "1"
+    run_pytest(session, "-m", "not gpu and not slow")
+    run_pytest(session, "-m", "slow and not gpu", "tests/test_jax.py")
 
 
 @nox.session(python="3.11")
