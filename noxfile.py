@@ -1,5 +1,6 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session,
-a JAX session, and lint. ``nox`` runs every session; a missing interpreter is an error, not a skip."""
+a JAX session, and lint. ``nox`` runs every session; a missing interpreter is an error, not a
+skip."""
 
 from __future__ import annotations
 

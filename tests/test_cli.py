@@ -279,7 +279,7 @@ def test_existing_output_refused_by_the_real_process(tmp_path: Path) -> None:
 
 
 BAD_OPTIONS = {
-    "unknown backend": (["--backend", "jax"], "invalid choice: 'jax'"),
+    "unknown backend": (["--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
     "lr zero": (["--lr", "0"], "--lr: must be a finite number > 0"),
     "lr negative": (["--lr", "-1"], "--lr: must be a finite number > 0"),
     "lr nan": (["--lr", "nan"], "--lr: must be a finite number > 0"),
