@@ -74,6 +74,10 @@ class GenericOps:
         """``x`` cast to ``dtype`` and multiplied by ``scale`` (e.g. uint8 pixels to [0, 1])."""
         return self.xp.astype(x, dtype) * scale
 
+    def concat_flat(self, parts: list[Array]) -> Array:
+        """1-D arrays of one dtype, end to end (e.g. the gradients of a model's parameters)."""
+        return self.xp.concat(parts)
+
     # Optimizer updates over flat parameter vectors. All return the new arrays.
 
     def sgd_update(

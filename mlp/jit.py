@@ -4,14 +4,19 @@ The compiled step is the eager one: the model's layers run forward and backward,
 and the optimizer's update from the backend's operations, traced once as a pure function
 
     (flat parameters, optimizer state, x, y, dropout masks, per-step scalars)
-        -> (new flat parameters, new optimizer state, loss, outputs)
+        -> (new flat parameters, new optimizer state, loss, outputs, new parameters by name)
 
 Everything the host changes from one step to the next is an argument, so one trace serves
 every step: the learning rate (schedules), Adam's bias-corrected constants (computed on the
-host in float64, exactly as the eager step computes them, then rounded to the model dtype as
-the eager arithmetic rounds them) and the dropout masks (drawn from the layer's generator in
-the same order as the eager step draws them). Settings fixed by the optimizer's configuration
-are compiled in. A new batch shape (an epoch's smaller last batch) traces once more.
+host in float64, exactly as the eager step computes them, and passed as Python numbers, which
+the compiled arithmetic rounds to the model dtype as the eager arithmetic does) and the
+dropout masks (host arrays drawn from the layer's generator in the same order as the eager
+step draws them). Settings fixed by the optimizer's configuration are compiled in. A new batch
+shape (an epoch's smaller last batch) traces once more.
+
+The step consumes the previous parameter vector and optimizer state (their buffers are donated
+to the new ones, so the update runs in place): keep copies of them, not references, across
+steps. The parameters by name (``model.parameters()``) are arrays of their own.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class _SGDUpdate:
         return () if opt.velocity is None else (opt.velocity,)
 
     @staticmethod
-    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: Array,
+    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
               fixed: tuple[Any, ...]) -> tuple[Array, State]:
         momentum, nesterov, weight_decay = fixed
         p, velocity = ops.sgd_update(p, g, state[0] if state else None, scalars[0], momentum,
@@ -72,7 +77,7 @@ class _AdamUpdate:
         return (opt.m, opt.v)
 
     @staticmethod
-    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: Array,
+    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
               fixed: tuple[Any, ...]) -> tuple[Array, State]:
         *constants, unit_shrink = fixed
         shrink = 1.0 if unit_shrink else scalars[2]
@@ -151,22 +156,22 @@ class CompiledStep:
             if reason is not None:
                 raise ValueError(f"cannot compile the training step: {reason}; build the "
                                  "model with jit=False")
-            self._compiled = backend.jit(self._step, static_argnames=("kind", "fixed"))
+            self._compiled = backend.jit(self._step, static_argnames=("kind", "fixed"),
+                                         donate_argnums=(0, 1))
             self._traced_for = (model.loss, opt)
         kind = UPDATES[type(opt)]
         scalars, fixed = kind.host(opt)
         n = x.shape[0]
-        masks = tuple(backend.asarray(layer.draw_keep((n, width)))
-                      for layer, width in self._dropouts)
+        # Host masks and numbers go straight in: the call moves them with its other arguments.
+        masks = tuple(layer.draw_keep((n, width)) for layer, width in self._dropouts)
         before = store.flat
         try:
-            flat, state, loss, out = self._compiled(
-                before, kind.state(opt), x, y, masks, backend.asarray(scalars, model.dtype),
-                kind=kind, fixed=fixed)
+            flat, state, loss, out, views = self._compiled(
+                before, kind.state(opt), x, y, masks, tuple(scalars), kind=kind, fixed=fixed)
         except BaseException:
             store.set_flat(before)  # the trace left its placeholders in the layers
             raise
-        store.set_flat(flat)
+        store.set_flat(flat, views)
         kind.keep(opt, state)
         for layer in model.layers:
             layer.grads.clear()
@@ -174,8 +179,8 @@ class CompiledStep:
         return loss
 
     def _step(self, flat: Array, state: State, x: Array, y: Array, masks: tuple[Array, ...],
-              scalars: Array, kind: Any, fixed: tuple[Any, ...]
-              ) -> tuple[Array, State, Array, Array]:
+              scalars: tuple[float, ...], kind: Any, fixed: tuple[Any, ...]
+              ) -> tuple[Array, State, Array, Array, dict[str, Array]]:
         """The pure function that is traced: the model's own forward, loss, backward and
         update on placeholders."""
         model = self.model
@@ -190,4 +195,5 @@ class CompiledStep:
         loss = model.loss.forward(out, y)
         model.layers.backward(model.loss.backward())
         flat, state = kind.apply(model.ops, flat, model.store.flat_grad(), state, scalars, fixed)
-        return flat, state, loss, out
+        model.store.set_flat(flat)
+        return flat, state, loss, out, model.store.named()

@@ -206,6 +206,31 @@ def test_a_compiled_model_checkpoints_and_resumes_on_numpy(jx, tmp_path):
     np.testing.assert_allclose(moved.store.flat, reference.store.flat, rtol=1e-12, atol=1e-14)
 
 
+def test_parts_join_the_same_compiled_or_not(jx):
+    """The compiled gradient vector is assembled by in-place writes instead of ``concat``:
+    the same vector."""
+    parts = [jx.asarray(np.arange(n, dtype=np.float64) + 10 * n, "float64") for n in (3, 1, 5)]
+    expected = np.concatenate([jx.to_numpy(p) for p in parts])
+    np.testing.assert_array_equal(jx.to_numpy(jx.ops.concat_flat(parts)), expected)
+    compiled = jx.jit(lambda *p: jx.ops.concat_flat(list(p)))
+    np.testing.assert_array_equal(jx.to_numpy(compiled(*parts)), expected)
+
+
+def test_parameters_taken_before_a_compiled_step_stay_readable(jx):
+    """The step donates the old parameter vector; what the user was given is its own."""
+    model = MLP(SIZES, backend=jx, dtype="float64")
+    before = {k: np.array(jx.to_numpy(v)) for k, v in model.parameters().items()}
+    kept = model.parameters()
+    for x, y in _batches(jx, "float64", steps=2):
+        model.train_step(x, y)
+    for name, value in kept.items():
+        np.testing.assert_array_equal(jx.to_numpy(value), before[name])
+    after = model.parameters()
+    assert not np.array_equal(jx.to_numpy(after["0.W"]), before["0.W"])
+    for name, layer_value in model.layers.named_params().items():
+        np.testing.assert_array_equal(jx.to_numpy(layer_value), jx.to_numpy(after[name]))
+
+
 def test_a_failed_trace_leaves_the_model_usable(jx):
     model = MLP(SIZES, backend=jx, dtype="float64")
     before = np.array(jx.to_numpy(model.store.flat))
@@ -260,3 +285,25 @@ def test_two_epochs_on_mnist_reach_numpys_accuracy(tmp_path: Path) -> None:
         accuracy[name] = json.loads(metrics.read_text().splitlines()[-1])["test_acc"]
     assert accuracy["numpy"] >= 0.97
     assert abs(accuracy["jax"] - accuracy["numpy"]) <= 0.001, accuracy
+
+
+# --------------------------------------------------------------------------- benchmark peer
+
+
+def test_the_jax_peer_trains_the_same_network(jx):
+    """The ``jax.grad`` peer of the benchmarks, from our initial weights, follows our compiled
+    step's losses (float64; Adam's two algebraic forms differ only in rounding)."""
+    from benchmarks.jax_peer import JaxPeer, measure
+
+    sizes = (12, 16, 4)
+    model = MLP(sizes, backend=jx, dtype="float64", optimizer=Adam(1e-2))
+    peer = JaxPeer(sizes, "float64", lr=1e-2, params=model.state_dict())
+    r = np.random.default_rng(1)
+    x_host, y_host = r.normal(size=(32, 12)), r.integers(0, 4, 32)
+    x, y = jx.asarray(x_host, "float64"), jx.asarray(y_host)
+    ours = [float(jx.to_numpy(model.train_step(x, y))) for _ in range(10)]
+    theirs = [float(peer.step(peer._put(x_host), jx.asarray(y_host))) for _ in range(10)]
+    assert ours[-1] < ours[0]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-9)
+    figures = measure("784-100-10", batch=8, rounds=1, steps=1, warmup=1)
+    assert all(figures[k] > 0 for k in ("eager", "jit", "peer", "jit_x_peer"))
