@@ -1,6 +1,6 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session
-(with the slow end-to-end tests), data-parallel training under MPI, and lint. ``nox`` runs
-every session; a missing interpreter is an error, not a skip."""
+(with the slow end-to-end tests), a JAX session, data-parallel training under MPI, and lint.
+``nox`` runs every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch", "mpi"]
+nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
@@ -57,6 +57,18 @@ def torch(session: nox.Session) -> None:
     # A skip of a torch test is a failure here: this session exists to run them.
     session.env["MLP_REQUIRE_BACKENDS"] = "torch"
     run_pytest(session, "-m", "not gpu and not mpi")
+
+
+@nox.session(python="3.11")
+def jax(session: nox.Session) -> None:
+    """The same suite with JAX (CPU) installed, in its 64-bit mode, so the jax backend and its
+    compiled step run every backend test; the real-MNIST runs only where JAX takes part (the
+    others run in the torch session)."""
+    session.install("-e", ".[test,jax]")
+    session.env["MLP_REQUIRE_BACKENDS"] = "jax"
+    session.env["JAX_ENABLE_X64"] = "1"
+    run_pytest(session, "-m", "not gpu and not slow and not mpi")
+    run_pytest(session, "-m", "slow and not gpu", "tests/test_jax.py")
 
 
 @nox.session(python="3.11")

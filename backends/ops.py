@@ -74,6 +74,10 @@ class GenericOps:
         """``x`` cast to ``dtype`` and multiplied by ``scale`` (e.g. uint8 pixels to [0, 1])."""
         return self.xp.astype(x, dtype) * scale
 
+    def concat_flat(self, parts: list[Array]) -> Array:
+        """1-D arrays of one dtype, end to end (e.g. the gradients of a model's parameters)."""
+        return self.xp.concat(parts)
+
     # Optimizer updates over flat parameter vectors. All return the new arrays.
 
     def sgd_update(
@@ -116,14 +120,22 @@ class GenericOps:
         paper's efficient form, ``p -= lr sqrt(1-β2^t)/(1-β1^t) * m / (sqrt(v) + eps
         sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass fewer.
         """
-        xp = self.xp
         k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        return self.adam_apply(p, g, m, v, k)
+
+    def adam_apply(
+        self, p: Array, g: Array, m: Array, v: Array, k: AdamConstants
+    ) -> tuple[Array, Array, Array]:
+        """The Adam step of :meth:`adam_update` from its constants ``k``. A compiled step
+        passes the per-step ones (``eps_hat``, ``step_size``, ``shrink``) as 0-d arrays; a
+        ``shrink`` that is the number 1.0 is skipped."""
+        xp = self.xp
         if k.l2:
             g = g + k.l2 * p
-        m = beta1 * m + k.c1 * g
-        v = beta2 * v + k.c2 * (g * g)
+        m = k.beta1 * m + k.c1 * g
+        v = k.beta2 * v + k.c2 * (g * g)
         denom = xp.sqrt(v) + k.eps_hat
-        if k.shrink != 1.0:
+        if not (isinstance(k.shrink, float) and k.shrink == 1.0):
             p = p * k.shrink
         p = p - k.step_size * (m / denom)
         return p, m, v

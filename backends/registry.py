@@ -21,6 +21,7 @@ INSTALL_HINT = {
     "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu (CPU only), "
              'or pip install "array-api-mlp[torch]" for the CUDA build',
     "array_api_strict": 'pip install "array-api-mlp[test]"',
+    "jax": 'pip install "array-api-mlp[jax]"',
 }
 
 
@@ -211,9 +212,16 @@ def _strict_name(device: Any) -> str:
     return text.split("'")[1] if "'" in text else text
 
 
+def _jax(device: Any) -> Backend:
+    from .jax_backend import create
+
+    return create(_import("jax", "jax"), device)
+
+
 FACTORIES: dict[str, Callable[[Any], Backend]] = {
     "numpy": _numpy,
     "cupy": _cupy,
     "torch": _torch,
     "array_api_strict": _strict,
+    "jax": _jax,
 }

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import backends
 
 from ._xp import Array, array_namespace
+from .jit import compiled_step
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
 from .optimizers import Adam, Optimizer
@@ -112,6 +113,10 @@ class MLP:
             drops the same units on every backend (at the cost of copying an ``(N, D)`` mask
             to the device per layer and step). By default a GPU backend draws them on the
             device, reproducibly from the seed but with other masks than the host's.
+        jit: run :meth:`train_step` as one compiled function on backends that compile (JAX),
+            with the same numbers (:mod:`mlp.jit`). ``None``: wherever the backend compiles
+            and the loss and optimizer are built-in; ``True``: a ``ValueError`` where it
+            cannot; ``False``: the eager step.
 
     Every method that touches the model's arrays runs inside ``backend.activate()``, so a
     model on a second GPU stays there whatever device is current in the caller's thread.
@@ -139,6 +144,7 @@ class MLP:
         seed: int | None = 0,
         fast: bool = True,
         host_masks: bool = False,
+        jit: bool | None = None,
     ) -> None:
         backend = backends.get(backend, device)
         if not fast:
@@ -170,6 +176,7 @@ class MLP:
             self.optimizer.bind(self.store)
             self.last_output: Array | None = None
             self._input_buffer: Array | None = None
+            self.compiled = compiled_step(self, jit)
 
     @property
     def ops(self) -> backends.GenericOps:
@@ -212,6 +219,8 @@ class MLP:
 
         Shape and dtype of ``x`` are checked; NaN is not (a pass over every batch): a NaN
         input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
+        if self.compiled is not None:
+            return self.compiled(self._check_input(x, finite=False), y)
         out = self.layers.forward(self._check_input(x, finite=False), train=True)
         loss = self.loss.forward(out, y)
         self.layers.backward(self.loss.backward())

@@ -54,10 +54,12 @@ class ParameterStore:
     def _views(self, flat: Array) -> dict[str, Array]:
         return {name: self.xp.reshape(flat[a:b], shape) for name, _, _, a, b, shape in self._slots}
 
-    def set_flat(self, flat: Array) -> None:
-        """Make ``flat`` the parameter vector and point every layer's parameters into it."""
+    def set_flat(self, flat: Array, views: dict[str, Array] | None = None) -> None:
+        """Make ``flat`` the parameter vector and point every layer's parameters into it
+        (``views``: name -> those arrays, already cut from ``flat``, as a compiled step
+        returns them)."""
         self.flat = flat
-        views = self._views(flat)
+        views = self._views(flat) if views is None else views
         for name, layer, key, *_ in self._slots:
             layer.params[key] = views[name]
             if name in self._grad_views:
@@ -83,7 +85,7 @@ class ParameterStore:
             elif g is not self._grad_views[name]:
                 self._grad_views[name][...] = g  # a layer assigned another array: take it in
                 layer.grads[key] = self._grad_views[name]
-        return self.grad if self.grad is not None else xp.concat(parts)
+        return self.grad if self.grad is not None else self.backend.ops.concat_flat(parts)
 
     def named(self) -> dict[str, Array]:
         """Parameter name -> array (views into ``flat``)."""

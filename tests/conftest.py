@@ -4,6 +4,9 @@ Every backend entry imports its library or skips with the reason; CuPy carries t
 marker so CPU CI deselects it with ``-m "not gpu"``. Backends are session-scoped (importing
 torch is slow, and ``backends.get`` caches them anyway).
 
+JAX runs in its 64-bit mode here (``JAX_ENABLE_X64=1`` unless the environment says otherwise),
+so its float64 results are checked like every other CPU backend's.
+
 ``MLP_REQUIRE_BACKENDS`` (comma-separated names, e.g. ``torch`` or ``cupy``) turns "skip" into
 "fail" for those backends: the run stops at once when one of them cannot be created, and a test
 parametrised with one of them that skips anyway is reported as a failure.
@@ -13,6 +16,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+
+# Before anything imports JAX: its 64-bit mode is read once, at import.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 import numpy as np
 import pytest
@@ -36,8 +42,9 @@ LIBRARIES = {
     "array_api_strict": "array_api_strict",
     "torch": "torch",
     "cupy": "cupy",
+    "jax": "jax",
 }
-CPU_BACKENDS = ("numpy", "array_api_strict", "torch")
+CPU_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
 REQUIRED = tuple(n.strip() for n in os.environ.get("MLP_REQUIRE_BACKENDS", "").split(",")
                  if n.strip())
 
@@ -101,7 +108,7 @@ def get_backend() -> Callable[..., Backend]:
     params=[*CPU_BACKENDS, pytest.param("cupy", marks=pytest.mark.gpu)],
 )
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """Every backend: numpy, array_api_strict, torch (CPU) and cupy (GPU)."""
+    """Every backend: numpy, array_api_strict, torch, jax (CPU) and cupy (GPU)."""
     return load_backend(request.param)
 
 
@@ -109,6 +116,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 def cpu_float64_backend(request: pytest.FixtureRequest) -> Backend:
     """The CPU backends, all of which have float64: for finite-difference gradient checks."""
     b = load_backend(request.param)
+    if b.name == "jax" and "float64" not in b.dtypes:
+        pytest.skip("backend 'jax' has float64 only with JAX_ENABLE_X64=1")
     assert "float64" in b.dtypes, f"{b} lost float64"
     return b
 

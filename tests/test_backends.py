@@ -22,7 +22,7 @@ from backends.registry import INSTALL_HINT, _import
 
 def test_available_lists_every_backend_with_ok_or_error():
     listed = {entry["name"]: entry for entry in backends.available()}
-    assert set(listed) == {"numpy", "cupy", "torch", "array_api_strict"}
+    assert set(listed) == {"numpy", "cupy", "torch", "array_api_strict", "jax"}
     assert listed["numpy"]["ok"] is True
     for name, entry in listed.items():
         if entry["ok"]:

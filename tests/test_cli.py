@@ -29,7 +29,7 @@ from mlp.cli import DEFAULTS, build_parser, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
-BACKEND_LINES = ("numpy", "array_api_strict", "torch", "cupy")
+BACKEND_LINES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 #: A small, quick model for the fake dataset: 30 steps per epoch.
 SMALL = ("--dataset", "mnist", "--hidden", "16", "--batch-size", "2000")
 
@@ -206,7 +206,7 @@ def test_evaluate_needs_only_the_test_split(trained: dict, fake_data: Path,
     assert "mnist test set, 10000 images" in run.stdout
 
 
-@pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"])
 def test_evaluate_on_other_backends(backend: str, trained: dict, fake_data: Path,
                                     fake_test_labels: np.ndarray,
                                     capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,7 +280,7 @@ def test_existing_output_refused_by_the_real_process(tmp_path: Path) -> None:
 
 
 BAD_OPTIONS = {
-    "unknown backend": (["--backend", "jax"], "invalid choice: 'jax'"),
+    "unknown backend": (["--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
     "lr zero": (["--lr", "0"], "--lr: must be a finite number > 0"),
     "lr negative": (["--lr", "-1"], "--lr: must be a finite number > 0"),
     "lr nan": (["--lr", "nan"], "--lr: must be a finite number > 0"),

@@ -39,7 +39,7 @@ class Vector(Layer):
 OPT_BACKENDS = [
     pytest.param((name, ops), id=f"{name}-{ops}",
                  marks=[pytest.mark.gpu] if name == "cupy" else [])
-    for name in ("numpy", "array_api_strict", "torch", "cupy")
+    for name in ("numpy", "array_api_strict", "torch", "jax", "cupy")
     for ops in ("backend-ops", "generic-ops")
 ] + [pytest.param(("numpy", "inplace-portable-update"), id="numpy-inplace-portable-update")]
 

@@ -69,7 +69,7 @@ def _numbers(history: list[dict]) -> list[dict]:
             for h in history]
 
 
-@pytest.mark.parametrize("target", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("target", ["torch", "array_api_strict", "jax"])
 def test_resume_on_another_backend_continues_the_same_run(tmp_path: Path, numpy_backend,
                                                           target: str) -> None:
     """Saved on NumPy, resumed elsewhere: the same samples, masks and updates, so the result

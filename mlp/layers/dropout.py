@@ -43,20 +43,27 @@ class Dropout(Layer):
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "rate": self.rate}
 
-    def forward(self, x: Array, train: bool = False) -> Array:
-        if not train or self.rate == 0.0:
-            self._mask = None
-            return x
+    def draw_keep(self, shape: tuple[int, ...]) -> Any:
+        """The next training mask, true where a unit is kept: the backend's
+        :meth:`~backends.Backend.keep_mask` (on its device), or a host boolean array."""
         if self.rng is None:
             raise RuntimeError("Dropout needs a random generator to train: pass rng= "
                                "(e.g. backend.rng(seed)) or build() the layer")
-        xp = array_namespace(x)
-        shape = tuple(x.shape)
         if self.backend is not None:
             on_device = False if self.host_masks else None
-            self._mask = self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
-        else:
-            self._mask = xp.asarray(self.rng.random(shape) >= self.rate, device=device(x))
+            return self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
+        return self.rng.random(shape) >= self.rate
+
+    def forward(self, x: Array, train: bool = False, keep: Array | None = None) -> Array:
+        """``keep``: the mask to apply, a boolean array like ``x`` (default: the next
+        :meth:`draw_keep`, moved to ``x``'s device); a compiled step passes it in."""
+        if not train or self.rate == 0.0:
+            self._mask = None
+            return x
+        xp = array_namespace(x)
+        if keep is None:
+            keep = xp.asarray(self.draw_keep(tuple(x.shape)), device=device(x))
+        self._mask = keep
         return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:

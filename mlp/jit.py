@@ -1,0 +1,199 @@
+"""The training step compiled as one function, on backends that compile (JAX: ``jax.jit``).
+
+The compiled step is the eager one: the model's layers run forward and backward, its loss,
+and the optimizer's update from the backend's operations, traced once as a pure function
+
+    (flat parameters, optimizer state, x, y, dropout masks, per-step scalars)
+        -> (new flat parameters, new optimizer state, loss, outputs, new parameters by name)
+
+Everything the host changes from one step to the next is an argument, so one trace serves
+every step: the learning rate (schedules), Adam's bias-corrected constants (computed on the
+host in float64, exactly as the eager step computes them, and passed as Python numbers, which
+the compiled arithmetic rounds to the model dtype as the eager arithmetic does) and the
+dropout masks (host arrays drawn from the layer's generator in the same order as the eager
+step draws them). Settings fixed by the optimizer's configuration are compiled in. A new batch
+shape (an epoch's smaller last batch) traces once more.
+
+The step consumes the previous parameter vector and optimizer state (their buffers are donated
+to the new ones, so the update runs in place): keep copies of them, not references, across
+steps. The parameters by name (``model.parameters()``) are arrays of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from backends.ops import AdamConstants, GenericOps
+
+from ._xp import Array
+from .layers import Dropout, Linear
+from .losses import LOSSES
+from .optimizers import SGD, Adam, AdamW, Optimizer
+
+if TYPE_CHECKING:
+    from .model import MLP
+
+State = tuple[Array, ...]
+
+
+class _SGDUpdate:
+    """``ops.sgd_update`` with the learning rate as an argument."""
+
+    @staticmethod
+    def host(opt: SGD) -> tuple[list[float], tuple[Any, ...]]:
+        return [opt.current_lr], (opt.momentum, opt.nesterov, opt.weight_decay)
+
+    @staticmethod
+    def state(opt: SGD) -> State:
+        return () if opt.velocity is None else (opt.velocity,)
+
+    @staticmethod
+    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
+              fixed: tuple[Any, ...]) -> tuple[Array, State]:
+        momentum, nesterov, weight_decay = fixed
+        p, velocity = ops.sgd_update(p, g, state[0] if state else None, scalars[0], momentum,
+                                     nesterov, weight_decay)
+        return p, () if velocity is None else (velocity,)
+
+    @staticmethod
+    def keep(opt: SGD, state: State) -> None:
+        opt.velocity = state[0] if state else None
+        opt.steps += 1
+
+
+class _AdamUpdate:
+    """``ops.adam_apply`` with the constants that change per step as arguments."""
+
+    @staticmethod
+    def host(opt: Adam) -> tuple[list[float], tuple[Any, ...]]:
+        k = AdamConstants.of(opt.current_lr, *opt.betas, opt.eps, opt.steps + 1,
+                             opt.weight_decay, opt.decoupled)
+        fixed = (k.l2, k.beta1, k.c1, k.beta2, k.c2, k.shrink == 1.0)
+        return [k.eps_hat, k.step_size, k.shrink], fixed
+
+    @staticmethod
+    def state(opt: Adam) -> State:
+        return (opt.m, opt.v)
+
+    @staticmethod
+    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
+              fixed: tuple[Any, ...]) -> tuple[Array, State]:
+        *constants, unit_shrink = fixed
+        shrink = 1.0 if unit_shrink else scalars[2]
+        k = AdamConstants(*constants, eps_hat=scalars[0], step_size=scalars[1], shrink=shrink)
+        p, m, v = ops.adam_apply(p, g, state[0], state[1], k)
+        return p, (m, v)
+
+    @staticmethod
+    def keep(opt: Adam, state: State) -> None:
+        opt.m, opt.v = state
+        opt.steps += 1
+
+
+#: The optimizers whose update a compiled step can take (exact types: a subclass may change
+#: ``step``).
+UPDATES: dict[type[Optimizer], Any] = {SGD: _SGDUpdate, Adam: _AdamUpdate, AdamW: _AdamUpdate}
+
+
+def unsupported(model: MLP) -> str | None:
+    """Why ``model``'s step cannot be compiled, or ``None`` when it can."""
+    if getattr(model.backend, "jit", None) is None:
+        return f"backend {model.backend.name!r} does not compile steps (use --backend jax)"
+    if type(model.optimizer) not in UPDATES:
+        return (f"the compiled step supports the optimizers SGD, Adam and AdamW, not "
+                f"{type(model.optimizer).__name__}")
+    if type(model.loss) not in LOSSES.values():
+        return (f"the compiled step supports the built-in losses {', '.join(LOSSES)}, not "
+                f"{type(model.loss).__name__}")
+    return None
+
+
+def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
+    """The compiled step ``model.train_step`` runs: with ``jit=None`` where the backend
+    compiles and the loss and optimizer are built-in ones, with ``True`` always (a
+    ``ValueError`` where it cannot), with ``False`` never (``None``: the eager step)."""
+    if jit is False or (jit is None and unsupported(model) is not None):
+        return None
+    return CompiledStep(model)
+
+
+class CompiledStep:
+    """``model.train_step`` as one compiled function (see the module docstring).
+
+    Calling it does what :meth:`~mlp.MLP.train_step` does: it updates the model's parameters,
+    the optimizer's state and update count, and ``model.last_output``, and returns the batch
+    loss as a 0-d array. The layers keep no gradients afterwards (they stay inside the
+    compiled function).
+
+    Raises:
+        ValueError: the model's step cannot be compiled (see :func:`unsupported`).
+    """
+
+    def __init__(self, model: MLP) -> None:
+        reason = unsupported(model)
+        if reason is not None:
+            raise ValueError(f"cannot compile the training step: {reason}")
+        self.model = model
+        self._compiled: Callable[..., Any] | None = None
+        self._traced_for: tuple[Any, ...] = ()
+        self._dropouts: list[tuple[Dropout, int]] = []
+        width = model.sizes[0]
+        for layer in model.layers:
+            if isinstance(layer, Linear):
+                width = layer.n_out
+            elif isinstance(layer, Dropout) and layer.rate:
+                self._dropouts.append((layer, width))
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        """One step on ``x (N, sizes[0])`` in the model dtype and labels ``y`` (as for
+        :meth:`~mlp.MLP.train_step`); returns the loss."""
+        model = self.model
+        backend, opt, store = model.backend, model.optimizer, model.store
+        if self._traced_for != (model.loss, opt):
+            # Another loss or optimizer object: trace afresh rather than reuse its settings.
+            reason = unsupported(model)
+            if reason is not None:
+                raise ValueError(f"cannot compile the training step: {reason}; build the "
+                                 "model with jit=False")
+            self._compiled = backend.jit(self._step, static_argnames=("kind", "fixed"),
+                                         donate_argnums=(0, 1))
+            self._traced_for = (model.loss, opt)
+        kind = UPDATES[type(opt)]
+        scalars, fixed = kind.host(opt)
+        n = x.shape[0]
+        # Host masks and numbers go straight in: the call moves them with its other arguments.
+        masks = tuple(layer.draw_keep((n, width)) for layer, width in self._dropouts)
+        before = store.flat
+        try:
+            flat, state, loss, out, views = self._compiled(
+                before, kind.state(opt), x, y, masks, tuple(scalars), kind=kind, fixed=fixed)
+        except BaseException:
+            store.set_flat(before)  # the trace left its placeholders in the layers
+            raise
+        store.set_flat(flat, views)
+        kind.keep(opt, state)
+        for layer in model.layers:
+            layer.grads.clear()
+        model.last_output = out
+        return loss
+
+    def _step(self, flat: Array, state: State, x: Array, y: Array, masks: tuple[Array, ...],
+              scalars: tuple[float, ...], kind: Any, fixed: tuple[Any, ...]
+              ) -> tuple[Array, State, Array, Array, dict[str, Array]]:
+        """The pure function that is traced: the model's own forward, loss, backward and
+        update on placeholders."""
+        model = self.model
+        model.store.set_flat(flat)
+        masked = dict(zip((id(layer) for layer, _ in self._dropouts), masks, strict=True))
+        out = x
+        for layer in model.layers:
+            if id(layer) in masked:
+                out = layer.forward(out, train=True, keep=masked[id(layer)])
+            else:
+                out = layer.forward(out, train=True)
+        loss = model.loss.forward(out, y)
+        model.layers.backward(model.loss.backward())
+        flat, state = kind.apply(model.ops, flat, model.store.flat_grad(), state, scalars, fixed)
+        model.store.set_flat(flat)
+        return flat, state, loss, out, model.store.named()
