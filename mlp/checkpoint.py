@@ -361,7 +361,7 @@ def _check_arrays(header: dict[str, Any], arrays: dict[str, Any]) -> None:
 
 
 def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: Any = "numpy",
-            device: Any = None, *, fast: bool = True) -> MLP:
+            device: Any = None, *, fast: bool = True, jit: bool | None = None) -> MLP:
     """Rebuild the saved model on ``backend``/``device``: parameters, optimizer buffers and
     update count, and the model's random state (dropout masks) exactly, so training goes on as
     if uninterrupted, on any backend.
@@ -377,7 +377,7 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
         _check_arrays(ckpt.header, _named(ckpt.params, ckpt.optimizer_state))
     except Invalid as exc:
         raise CheckpointError(cap(f"invalid checkpoint {where}: {exc}")) from None
-    kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast}
+    kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast, "jit": jit}
     try:
         kwargs["loss"] = loss_from_config(ckpt.loss_config)
         kwargs["optimizer"] = optimizer_from_config(ckpt.optimizer_config)

@@ -980,6 +980,11 @@ def as_nobody() -> Iterator[tuple[Callable[..., subprocess.CompletedProcess[str]
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
         pytest.skip("needs root and setpriv to run a command as another user")
+    probe = subprocess.run([setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                            sys.executable, "-c", "import mlp"], capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"this Python cannot run as user 65534: {probe.stderr.strip()[:200]}")
     folder = Path(tempfile.mkdtemp(prefix="mlp-nobody-"))
     folder.chmod(0o755)
     cache = folder / "numba-cache"  # compiled kernels need a cache folder nobody can write

@@ -108,6 +108,9 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=positive_int, help=f"(default {d['batch_size']})")
     t.add_argument("--seed", type=nonneg_int, help="seeds initial weights, dropout and "
                    f"shuffling (default {d['seed']})")
+    t.add_argument("--jit", action=argparse.BooleanOptionalAction,
+                   help="run each training step as one compiled function (JAX only; default: "
+                        "on where the backend compiles)")
     t.add_argument("--threads", type=positive_int, help="BLAS threads, at most the usable "
                    "cores (default: all usable cores)")
     t.add_argument("--distributed", action="store_true", default=False,

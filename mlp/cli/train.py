@@ -91,6 +91,9 @@ def plan(args: argparse.Namespace) -> Plan:
         backend.dtype(p.settings["dtype"])
     except backends.BackendError as exc:
         raise UsageError(str(exc)) from None
+    if getattr(args, "jit", None) and getattr(backend, "jit", None) is None:
+        raise UsageError(f"--jit: backend {backend.name!r} does not compile training steps; "
+                         "use --backend jax, or leave --jit out")
     p.in_place = resume is not None and save is not None and Path(save).exists() and (
         Path(save).resolve() == Path(resume).resolve())
     p.save = outputs.check_output(save, "--save", args.overwrite or p.in_place)
@@ -140,7 +143,8 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
                 validate_train_state(p.state.to_json(), steps)
             except CheckpointError as exc:
                 raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
-            model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device)
+            model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device,
+                                       jit=getattr(args, "jit", None))
             if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
                 # A longer (or shorter) run: the schedule spans the new total.
                 model.optimizer.schedule = rules.build_schedule(settings, steps)
@@ -150,7 +154,7 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
             choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
             resources.check_memory(settings, sizes, choice.name)
             model = rules.build_model({**settings, "device": device}, dataset.num_features,
-                                      dataset.num_classes, steps)
+                                      dataset.num_classes, steps, jit=getattr(args, "jit", None))
 
     def log(text: str) -> None:
         if not quiet and root:
