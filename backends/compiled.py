@@ -31,11 +31,14 @@ class Kernels(NamedTuple):
     """The compiled loops; both update their array arguments in place.
 
     ``adam(p, g, m, v, *AdamConstants)`` and
-    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``.
+    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``;
+    ``dropout(x, u, rate, scale, out)`` writes ``x * scale`` where ``u >= rate``, else 0, into
+    ``out`` (all ``(N, D)``; ``scale`` in ``x``'s dtype).
     """
 
     adam: Any
     sgd: Any
+    dropout: Any
 
 
 def available() -> bool:
@@ -105,8 +108,13 @@ def _build() -> Kernels:
                 step = gi + momentum * vi if nesterov else vi
             p[i] = p[i] - lr * step
 
+    def dropout(x, u, rate, scale, out):  # pragma: no cover
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = x[i, j] * scale if u[i, j] >= rate else 0
+
     with _cache_into(folder) if folder is not None else contextlib.nullcontext():
-        return Kernels(adam=jit(adam), sgd=jit(sgd))
+        return Kernels(adam=jit(adam), sgd=jit(sgd), dropout=jit(dropout))
 
 
 _kernels: Kernels | None = None

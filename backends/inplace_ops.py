@@ -59,6 +59,16 @@ class InplaceOps(GenericOps):
         out[...] = x
         return np.multiply(out, scale, out=out)
 
+    def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
+        np = self.np
+        scale = x.dtype.type(1.0 / (1.0 - rate))
+        if self.kernels is not None and x.ndim == 2 and out is not None:
+            self.kernels.dropout(x, u, rate, scale, out)
+            return out
+        out = np.multiply(x, scale, out=out)
+        out[u < rate] = 0
+        return out
+
     # --- optimizer updates -------------------------------------------------------------
 
     def sgd_update(

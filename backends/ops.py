@@ -74,6 +74,13 @@ class GenericOps:
         """``x`` cast to ``dtype`` and multiplied by ``scale`` (e.g. uint8 pixels to [0, 1])."""
         return self.xp.astype(x, dtype) * scale
 
+    def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
+        """Inverted dropout of ``x (N, D)`` by the uniforms ``u (N, D)`` (float64, e.g. a host
+        generator's draws): ``x / (1 - rate)`` where ``u >= rate``, else 0. Its backward is the
+        same call on the gradient."""
+        xp = self.xp
+        return xp.where(u >= rate, x * (1.0 / (1.0 - rate)), xp.zeros_like(x))
+
     # Optimizer updates over flat parameter vectors. All return the new arrays.
 
     def sgd_update(

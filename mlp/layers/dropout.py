@@ -18,7 +18,9 @@ class Dropout(Layer):
     that draws it on the device from one seed per step, so no ``(N, D)`` mask crosses from the
     host each step; ``host_masks=True`` draws it on the host instead, so the same seed drops
     the same units on every backend. Without a backend, and on host backends, the mask is
-    always ``rng.random(shape) >= rate``.
+    always ``rng.random(shape) >= rate``; on a host backend with in-place operations the
+    layer draws those uniforms into a reused buffer and applies them in one pass
+    (:meth:`backends.GenericOps.dropout`), with the same numbers.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Dropout(Layer):
         self.backend = backend
         self.host_masks = bool(host_masks)
         self._mask: Array | None = None
+        self._u: Array | None = None
 
     def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
         if self.rng is None:
@@ -44,14 +47,19 @@ class Dropout(Layer):
         return {"type": "Dropout", "rate": self.rate}
 
     def forward(self, x: Array, train: bool = False) -> Array:
+        self._mask = self._u = None
         if not train or self.rate == 0.0:
-            self._mask = None
             return x
         if self.rng is None:
             raise RuntimeError("Dropout needs a random generator to train: pass rng= "
                                "(e.g. backend.rng(seed)) or build() the layer")
         xp = array_namespace(x)
         shape = tuple(x.shape)
+        ops = self._host_ops()
+        if ops is not None:
+            self._u = self.rng.random(out=self._buffers.get(ops, "u", shape, "float64"))
+            return ops.dropout(x, self._u, self.rate,
+                               out=self._buffers.get(ops, "y", shape, x.dtype))
         if self.backend is not None:
             on_device = False if self.host_masks else None
             self._mask = self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
@@ -60,7 +68,17 @@ class Dropout(Layer):
         return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
+        if self._u is not None:
+            ops = self.backend.ops
+            out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
+            return ops.dropout(grad, self._u, self.rate, out=out)
         if self._mask is None:
             return grad
         xp = array_namespace(grad)
         return xp.where(self._mask, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))
+
+    def _host_ops(self) -> Any:
+        """The backend's in-place operations where the uniforms can be drawn straight into a
+        reused host buffer (a host backend), else ``None``."""
+        b = self.backend
+        return b.ops if b is not None and b.is_host and b.ops.inplace else None

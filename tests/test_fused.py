@@ -1,0 +1,69 @@
+"""The fused operations: each fast path gives the portable path's numbers bit for bit, and a
+model trained on the fast paths matches one trained on the portable code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from backends import GenericOps, compiled
+from backends.inplace_ops import InplaceOps
+from mlp import MLP
+
+DTYPES = ["float32", "float64"]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def fast_ops(request, numpy_backend) -> InplaceOps:
+    """The NumPy backend's in-place operations, with the Numba loops and without."""
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    ops = InplaceOps(numpy_backend.xp, np, compiled=request.param == "compiled")
+    assert (ops.kernels is not None) == (request.param == "compiled")
+    return ops
+
+
+def _awkward(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
+    """Random values with the cases rounding and masking get wrong: signed zeros, NaN, ±inf,
+    subnormals and huge magnitudes."""
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    info = np.finfo(dtype)
+    specials = [0.0, -0.0, np.nan, np.inf, -np.inf, info.smallest_subnormal, -info.max]
+    flat[: len(specials)] = specials
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_equals_generic(fast_ops, dtype, numpy_backend):
+    x = _awkward((33, 17), dtype)
+    u = np.random.default_rng(1).random(x.shape)
+    generic = GenericOps(numpy_backend.xp)
+    for rate in (0.0, 0.3, 0.5):
+        with np.errstate(over="ignore"):  # -max / (1 - rate) overflows, on both paths alike
+            expected = generic.dropout(x, u, rate)
+            out = np.full_like(x, 7)
+            got = fast_ops.dropout(x, u, rate, out=out)
+        assert got is out and got.dtype == expected.dtype
+        assert_array_equal(got, expected)
+        assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_on_the_fast_path_drops_the_units_the_generator_gives(dtype, numpy_backend):
+    """The reused-buffer draw is ``rng.random(shape) >= rate``, the host mask of every backend,
+    and a dropout model trains to the same numbers on the fast and the portable operations."""
+    x = np.random.default_rng(0).random((16, 12)).astype(dtype)
+    y = np.random.default_rng(1).integers(0, 3, 16)
+    kwargs = dict(sizes=[12, 9, 7, 3], dropout=0.4, dtype=dtype, seed=3, backend=numpy_backend)
+    fast, portable = MLP(**kwargs), MLP(**kwargs, fast=False)
+    assert fast.ops.inplace and not portable.ops.inplace
+    for _ in range(3):
+        assert_array_equal(fast.train_step(x, y), portable.train_step(x, y))
+    assert_array_equal(fast.store.flat, portable.store.flat)
+    layer = fast.layers[2]
+    keep = np.random.default_rng(9).random(layer._u.shape) >= layer.rate
+    layer.rng = np.random.default_rng(9)
+    h = np.ones(layer._u.shape, dtype)
+    assert_array_equal(layer.forward(h, train=True) != 0, keep)
