@@ -46,6 +46,21 @@ class InplaceOps(GenericOps):
         np = self.np
         return np.multiply(g, np.greater(y, 0), out=out)
 
+    def bias_relu(self, x: Array, b: Array, out: Array | None = None) -> Array:
+        if self._compiled(out, x):
+            self.kernels.bias_relu(x, b, out)
+            return out
+        return self.relu(self.add(x, b, out=out), out=out)
+
+    def relu_grad_sum(
+        self, g: Array, y: Array, out: Array | None = None, sums: Array | None = None
+    ) -> tuple[Array, Array]:
+        if self._compiled(out, g) and sums is not None:
+            self.kernels.relu_grad_sum(g, y, out, sums)
+            return out, sums
+        d = self.relu_grad(g, y, out=out)
+        return d, self.sum_rows(d, out=sums)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         return self.np.sum(x, axis=0, out=out)
 
@@ -62,12 +77,16 @@ class InplaceOps(GenericOps):
     def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
         np = self.np
         scale = x.dtype.type(1.0 / (1.0 - rate))
-        if self.kernels is not None and x.ndim == 2 and out is not None:
+        if self._compiled(out, x):
             self.kernels.dropout(x, u, rate, scale, out)
             return out
         out = np.multiply(x, scale, out=out)
         out[u < rate] = 0
         return out
+
+    def _compiled(self, out: Array | None, x: Array) -> bool:
+        """Whether a compiled 2-D loop can write ``out`` (Numba present, a buffer given)."""
+        return self.kernels is not None and out is not None and x.ndim == 2
 
     # --- optimizer updates -------------------------------------------------------------
 

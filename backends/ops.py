@@ -62,6 +62,18 @@ class GenericOps:
         xp = self.xp
         return g * xp.astype(y > 0, g.dtype)
 
+    def bias_relu(self, x: Array, b: Array, out: Array | None = None) -> Array:
+        """``relu(x + b)`` for ``x (N, D)``, ``b (D,)``: a layer's bias and ReLU in one pass."""
+        return self.relu(x + b)
+
+    def relu_grad_sum(
+        self, g: Array, y: Array, out: Array | None = None, sums: Array | None = None
+    ) -> tuple[Array, Array]:
+        """``d = relu_grad(g, y)`` and ``sum_rows(d)``: a ReLU's backward and the preceding
+        bias's gradient in one pass; ``sums`` is the ``(D,)`` output buffer of the latter."""
+        d = self.relu_grad(g, y)
+        return d, self.sum_rows(d)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         """Sum over axis 0: ``(N, D) -> (D,)``."""
         return self.xp.sum(x, axis=0)

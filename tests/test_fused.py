@@ -67,3 +67,48 @@ def test_dropout_on_the_fast_path_drops_the_units_the_generator_gives(dtype, num
     layer.rng = np.random.default_rng(9)
     h = np.ones(layer._u.shape, dtype)
     assert_array_equal(layer.forward(h, train=True) != 0, keep)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 128, 257])
+def test_bias_relu_and_its_backward_equal_generic(fast_ops, dtype, n, numpy_backend):
+    generic = GenericOps(numpy_backend.xp)
+    x, g = _awkward((n, 40), dtype, seed=n), _awkward((n, 40), dtype, seed=n + 1)
+    b = np.random.default_rng(2).standard_normal(40).astype(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, NaN: alike on both paths
+        y = fast_ops.bias_relu(x, b, out=np.empty_like(x))
+        assert_array_equal(y, generic.bias_relu(x, b))
+        d, s = fast_ops.relu_grad_sum(g, y, out=np.empty_like(g), sums=np.empty(40, dtype))
+        d_ref, s_ref = generic.relu_grad_sum(g, y)
+    assert_array_equal(d, d_ref)
+    assert_array_equal(s, s_ref)  # the same additions in the same order: equal, not close
+
+
+def test_a_sequential_fuses_linear_relu_to_the_same_numbers(numpy_backend):
+    from mlp.layers import Linear, ReLU, Sequential
+
+    ops = numpy_backend.ops
+    x = np.random.default_rng(0).standard_normal((9, 6))
+    g = np.random.default_rng(1).standard_normal((9, 4))
+
+    def chain():
+        layers = [Linear(6, 5, init="normal", std=0.7, ops=ops), ReLU(ops=ops),
+                  Linear(5, 4, init="normal", std=0.7, ops=ops)]
+        for layer in layers:
+            layer.build(numpy_backend, np.random.default_rng(3), "float64")
+        return layers
+
+    layers, apart = chain(), chain()
+    net = Sequential(layers)
+    assert net._fused(0) and not net._fused(1)
+    y, dx = net.forward(x, train=True).copy(), net.backward(g).copy()
+    h = x
+    for layer in apart:
+        h = layer.forward(h, train=True)
+    assert_array_equal(y, h)
+    for layer in reversed(apart):
+        g = layer.backward(g)
+    assert_array_equal(dx, g)
+    for a, b in zip(layers, apart, strict=True):
+        for name in a.grads:
+            assert_array_equal(a.grads[name], b.grads[name])
