@@ -36,7 +36,7 @@ class Kernels(NamedTuple):
     ``out`` (all ``(N, D)``; ``scale`` in ``x``'s dtype); ``bias_relu(x, b, out)`` writes
     ``max(x + b, 0)`` (NaN to 0) for ``x (N, D)``, ``b (D,)``; ``relu_grad_sum(g, y, out, sums)``
     writes ``g * (y > 0)`` and its column sums, added row after row as NumPy's ``sum(axis=0)``
-    adds them.
+    adds them; ``one_hot(labels, out)`` writes rows of 0/1 for ``(N,)`` integer labels.
     """
 
     adam: Any
@@ -44,6 +44,7 @@ class Kernels(NamedTuple):
     dropout: Any
     bias_relu: Any
     relu_grad_sum: Any
+    one_hot: Any
 
 
 def available() -> bool:
@@ -131,9 +132,15 @@ def _build() -> Kernels:
                 out[i, j] = d
                 sums[j] = d if i == 0 else sums[j] + d
 
+    def one_hot(labels, out):  # pragma: no cover
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = 1 if labels[i] == j else 0
+
     with _cache_into(folder) if folder is not None else contextlib.nullcontext():
         return Kernels(adam=jit(adam), sgd=jit(sgd), dropout=jit(dropout),
-                       bias_relu=jit(bias_relu), relu_grad_sum=jit(relu_grad_sum))
+                       bias_relu=jit(bias_relu), relu_grad_sum=jit(relu_grad_sum),
+                       one_hot=jit(one_hot))
 
 
 _kernels: Kernels | None = None

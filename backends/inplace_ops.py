@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import compiled as _compiled
-from .ops import AdamConstants, Array, GenericOps
+from .ops import AdamConstants, Array, Buffers, GenericOps
 
 
 class InplaceOps(GenericOps):
@@ -83,6 +83,29 @@ class InplaceOps(GenericOps):
         out = np.multiply(x, scale, out=out)
         out[u < rate] = 0
         return out
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: Any,
+                out: Array | None = None) -> Array:
+        if out is None:
+            return super().one_hot(labels, num_classes, dtype)
+        if self._compiled(out, out):
+            self.kernels.one_hot(labels, out)
+            return out
+        return self.np.equal(labels[:, None], self.np.arange(num_classes), out=out)
+
+    def softmax_xent(self, z: Array, t: Array, k: float, out: Array | None = None,
+                     scratch: Buffers | None = None) -> tuple[Array, Array]:
+        if out is None or scratch is None:
+            return super().softmax_xent(z, t, k)
+        np, (n, c) = self.np, z.shape
+        col = scratch.get(self, "col", (n, 1), z.dtype)
+        tmp = scratch.get(self, "tmp", (n, c), z.dtype)
+        logp = np.subtract(z, np.max(z, axis=1, keepdims=True, out=col), out=out)
+        col = np.log(np.sum(np.exp(logp, out=tmp), axis=1, keepdims=True, out=col), out=col)
+        logp = np.subtract(logp, col, out=logp)
+        loss = np.sum(np.multiply(np.multiply(t, logp, out=tmp), -k, out=tmp))
+        grad = np.subtract(np.exp(logp, out=logp), t, out=logp)
+        return loss, np.multiply(grad, k, out=grad)
 
     def _compiled(self, out: Array | None, x: Array) -> bool:
         """Whether a compiled 2-D loop can write ``out`` (Numba present, a buffer given)."""

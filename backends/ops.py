@@ -93,6 +93,24 @@ class GenericOps:
         xp = self.xp
         return xp.where(u >= rate, x * (1.0 / (1.0 - rate)), xp.zeros_like(x))
 
+    def one_hot(self, labels: Array, num_classes: int, dtype: Any,
+                out: Array | None = None) -> Array:
+        """``(N,)`` integer labels -> ``(N, C)`` rows of 0/1 in ``dtype``."""
+        xp = self.xp
+        classes = xp.arange(num_classes, device=self.device)
+        return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
+
+    def softmax_xent(self, z: Array, t: Array, k: float, out: Array | None = None,
+                     scratch: Buffers | None = None) -> tuple[Array, Array]:
+        """Softmax cross-entropy of logits ``z (N, C)`` against target rows ``t (N, C)``,
+        scaled by ``k``: the 0-d loss ``sum(t * log_softmax(z) * -k)`` and its gradient
+        ``(softmax(z) - t) * k`` (into ``out``). ``scratch``: the caller's reusable buffers for
+        the temporaries."""
+        xp = self.xp
+        shifted = z - xp.max(z, axis=1, keepdims=True)
+        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        return xp.sum(t * logp * -k), (xp.exp(logp) - t) * k
+
     # Optimizer updates over flat parameter vectors. All return the new arrays.
 
     def sgd_update(

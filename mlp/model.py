@@ -166,6 +166,7 @@ class MLP:
             self.store.initialize(self.rng)
 
             self.loss = loss if loss is not None else SoftmaxCrossEntropy()
+            self.loss.ops = self.ops
             self.optimizer = optimizer if optimizer is not None else Adam()
             self.optimizer.bind(self.store)
             self.last_output: Array | None = None

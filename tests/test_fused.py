@@ -112,3 +112,55 @@ def test_a_sequential_fuses_linear_relu_to_the_same_numbers(numpy_backend):
     for a, b in zip(layers, apart, strict=True):
         for name in a.grads:
             assert_array_equal(a.grads[name], b.grads[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_equals_generic(fast_ops, dtype, smoothing, numpy_backend):
+    from backends.ops import Buffers
+    from mlp.losses import SoftmaxCrossEntropy
+
+    generic = GenericOps(numpy_backend.xp)
+    z = (np.random.default_rng(0).standard_normal((50, 7)) * 30).astype(dtype)
+    labels = np.random.default_rng(1).integers(0, 7, 50)
+    onehot = fast_ops.one_hot(labels, 7, z.dtype, out=np.full_like(z, 5))
+    assert_array_equal(onehot, generic.one_hot(labels, 7, z.dtype))
+    loss, grad = fast_ops.softmax_xent(z, onehot, 0.02, out=np.empty_like(z), scratch=Buffers())
+    loss_ref, grad_ref = generic.softmax_xent(z, onehot, 0.02)
+    assert loss.dtype == loss_ref.dtype and loss.shape == ()
+    assert_array_equal(loss, loss_ref)
+    assert_array_equal(grad, grad_ref)
+    fast, portable = SoftmaxCrossEntropy(smoothing), SoftmaxCrossEntropy(smoothing)
+    fast.ops = fast_ops
+    for _ in range(2):  # the second call runs on the reused buffers
+        assert_array_equal(fast.forward(z, labels), portable.forward(z, labels))
+        assert_array_equal(fast.backward(), portable.backward())
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_steady_training_step_allocates_no_arrays(dropout, numpy_backend):
+    """On the NumPy backend's fast path every intermediate of a step lives in a reused buffer:
+    the step's peak of traced memory stays below the smallest array it computes (the
+    ``(N, C)`` logits), where the portable path allocates each one anew."""
+    import tracemalloc
+
+    if not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    n, classes = 4096, 10
+    x = np.random.default_rng(0).random((n, 20), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, classes, n)
+    peaks = {}
+    for fast in (True, False):
+        model = MLP([20, 32, 32, classes], dropout=dropout, seed=0, fast=fast,
+                    backend=numpy_backend)
+        for _ in range(2):
+            model.train_step(x, y)
+        tracemalloc.start()
+        try:
+            model.train_step(x, y)
+            peaks[fast] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    logits_bytes = n * classes * 4
+    assert peaks[False] > logits_bytes  # the measure sees arrays
+    assert peaks[True] < logits_bytes / 2, peaks
