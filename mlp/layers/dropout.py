@@ -33,7 +33,7 @@ class Dropout(Layer):
         self.rng = rng
         self.backend = backend
         self.host_masks = bool(host_masks)
-        self._mask: Array | None = None
+        self._keep: Array | None = None
         self._u: Array | None = None
 
     def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
@@ -47,7 +47,7 @@ class Dropout(Layer):
         return {"type": "Dropout", "rate": self.rate}
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        self._mask = self._u = None
+        self._keep = self._u = None
         if not train or self.rate == 0.0:
             return x
         if self.rng is None:
@@ -57,25 +57,32 @@ class Dropout(Layer):
         shape = tuple(x.shape)
         ops = self._host_ops()
         if ops is not None:
-            self._u = self.rng.random(out=self._buffers.get(ops, "u", shape, "float64"))
+            # asarray shares the buffer's memory on a host backend; it counts as the transfer.
+            u = self.rng.random(out=self._buffers.get(ops, "u", shape, "float64"))
+            self._u = self.backend.asarray(u)
             return ops.dropout(x, self._u, self.rate,
                                out=self._buffers.get(ops, "y", shape, x.dtype))
         if self.backend is not None:
             on_device = False if self.host_masks else None
-            self._mask = self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
+            self._keep = self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
         else:
-            self._mask = xp.asarray(self.rng.random(shape) >= self.rate, device=device(x))
-        return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
+            self._keep = xp.asarray(self.rng.random(shape) >= self.rate, device=device(x))
+        return xp.where(self._keep, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
         if self._u is not None:
             ops = self.backend.ops
             out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
             return ops.dropout(grad, self._u, self.rate, out=out)
-        if self._mask is None:
+        if self._keep is None:
             return grad
         xp = array_namespace(grad)
-        return xp.where(self._mask, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))
+        return xp.where(self._keep, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))
+
+    @property
+    def _mask(self) -> Array | None:
+        """The last training forward's boolean keep mask (``None`` after an evaluation)."""
+        return self._u >= self.rate if self._u is not None else self._keep
 
     def _host_ops(self) -> Any:
         """The backend's in-place operations where the uniforms can be drawn straight into a

@@ -94,9 +94,8 @@ class Linear(Layer):
         gradient in one pass (:meth:`backends.GenericOps.relu_grad_sum`)."""
         ops = self._ops(grad)
         out = relu._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
-        grad, self.grads["b"] = ops.relu_grad_sum(grad, relu._y, out=out,
-                                                  sums=self.grads.get("b"))
-        return self._backward_product(ops, grad)
+        grad, bias_grad = ops.relu_grad_sum(grad, relu._y, out=out, sums=self.grads.get("b"))
+        return self._backward_product(ops, grad, bias_grad)
 
     def _product(self, ops: GenericOps, x: Array) -> tuple[Array | None, Array]:
         """The output buffer and ``x @ W`` written into it."""
@@ -107,16 +106,19 @@ class Linear(Layer):
     def backward(self, grad: Array) -> Array | None:
         """``grad (N, n_out)`` -> ``grad_x (N, n_in)``; fills ``grads["W"]``, ``grads["b"]``."""
         ops = self._ops(grad)
-        if self.bias:
-            self.grads["b"] = ops.sum_rows(grad, out=self.grads.get("b"))
-        return self._backward_product(ops, grad)
+        bias_grad = ops.sum_rows(grad, out=self.grads.get("b")) if self.bias else None
+        return self._backward_product(ops, grad, bias_grad)
 
-    def _backward_product(self, ops: GenericOps, grad: Array) -> Array | None:
-        """``grads["W"]`` and the input gradient (``None`` without ``input_grad``)."""
+    def _backward_product(self, ops: GenericOps, grad: Array,
+                          bias_grad: Array | None) -> Array | None:
+        """Stores ``grads["W"]`` and ``bias_grad`` (in that order); returns the input gradient
+        (``None`` without ``input_grad``)."""
         x = self._x
         if x is None:
             raise RuntimeError("Linear.backward called before forward")
         self.grads["W"] = ops.matmul(x.T, grad, out=self.grads.get("W"))
+        if bias_grad is not None:
+            self.grads["b"] = bias_grad
         if not self.input_grad:
             return None
         out = self._buffers.get(ops, "dx", (grad.shape[0], self.n_in), grad.dtype)
