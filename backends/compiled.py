@@ -31,11 +31,20 @@ class Kernels(NamedTuple):
     """The compiled loops; both update their array arguments in place.
 
     ``adam(p, g, m, v, *AdamConstants)`` and
-    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``.
+    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``;
+    ``dropout(x, u, rate, scale, out)`` writes ``x * scale`` where ``u >= rate``, else 0, into
+    ``out`` (all ``(N, D)``; ``scale`` in ``x``'s dtype); ``bias_relu(x, b, out)`` writes
+    ``max(x + b, 0)`` (NaN to 0) for ``x (N, D)``, ``b (D,)``; ``relu_grad_sum(g, y, out, sums)``
+    writes ``g * (y > 0)`` and its column sums, added row after row as NumPy's ``sum(axis=0)``
+    adds them; ``one_hot(labels, out)`` writes rows of 0/1 for ``(N,)`` integer labels.
     """
 
     adam: Any
     sgd: Any
+    dropout: Any
+    bias_relu: Any
+    relu_grad_sum: Any
+    one_hot: Any
 
 
 def available() -> bool:
@@ -105,8 +114,33 @@ def _build() -> Kernels:
                 step = gi + momentum * vi if nesterov else vi
             p[i] = p[i] - lr * step
 
+    def dropout(x, u, rate, scale, out):  # pragma: no cover
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = x[i, j] * scale if u[i, j] >= rate else 0
+
+    def bias_relu(x, b, out):  # pragma: no cover
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                z = x[i, j] + b[j]
+                out[i, j] = z if z > 0 else 0
+
+    def relu_grad_sum(g, y, out, sums):  # pragma: no cover
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                d = g[i, j] * (1 if y[i, j] > 0 else 0)
+                out[i, j] = d
+                sums[j] = d if i == 0 else sums[j] + d
+
+    def one_hot(labels, out):  # pragma: no cover
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = 1 if labels[i] == j else 0
+
     with _cache_into(folder) if folder is not None else contextlib.nullcontext():
-        return Kernels(adam=jit(adam), sgd=jit(sgd))
+        return Kernels(adam=jit(adam), sgd=jit(sgd), dropout=jit(dropout),
+                       bias_relu=jit(bias_relu), relu_grad_sum=jit(relu_grad_sum),
+                       one_hot=jit(one_hot))
 
 
 _kernels: Kernels | None = None

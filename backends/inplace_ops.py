@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import compiled as _compiled
-from .ops import AdamConstants, Array, GenericOps
+from .ops import AdamConstants, Array, Buffers, GenericOps
 
 
 class InplaceOps(GenericOps):
@@ -46,6 +46,21 @@ class InplaceOps(GenericOps):
         np = self.np
         return np.multiply(g, np.greater(y, 0), out=out)
 
+    def bias_relu(self, x: Array, b: Array, out: Array | None = None) -> Array:
+        if self._compiled(out, x):
+            self.kernels.bias_relu(x, b, out)
+            return out
+        return self.relu(self.add(x, b, out=out), out=out)
+
+    def relu_grad_sum(
+        self, g: Array, y: Array, out: Array | None = None, sums: Array | None = None
+    ) -> tuple[Array, Array]:
+        if self._compiled(out, g) and sums is not None:
+            self.kernels.relu_grad_sum(g, y, out, sums)
+            return out, sums
+        d = self.relu_grad(g, y, out=out)
+        return d, self.sum_rows(d, out=sums)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         return self.np.sum(x, axis=0, out=out)
 
@@ -58,6 +73,43 @@ class InplaceOps(GenericOps):
             out = np.empty(x.shape, dtype=dtype)
         out[...] = x
         return np.multiply(out, scale, out=out)
+
+    def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
+        np = self.np
+        scale = x.dtype.type(1.0 / (1.0 - rate))
+        if self._compiled(out, x):
+            self.kernels.dropout(x, u, rate, scale, out)
+            return out
+        out = np.multiply(x, scale, out=out)
+        out[u < rate] = 0
+        return out
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: Any,
+                out: Array | None = None) -> Array:
+        if out is None:
+            return super().one_hot(labels, num_classes, dtype)
+        if self._compiled(out, out):
+            self.kernels.one_hot(labels, out)
+            return out
+        return self.np.equal(labels[:, None], self.np.arange(num_classes), out=out)
+
+    def softmax_xent(self, z: Array, t: Array, k: float, out: Array | None = None,
+                     scratch: Buffers | None = None) -> tuple[Array, Array]:
+        if out is None or scratch is None:
+            return super().softmax_xent(z, t, k)
+        np, (n, c) = self.np, z.shape
+        col = scratch.get(self, "col", (n, 1), z.dtype)
+        tmp = scratch.get(self, "tmp", (n, c), z.dtype)
+        logp = np.subtract(z, np.max(z, axis=1, keepdims=True, out=col), out=out)
+        col = np.log(np.sum(np.exp(logp, out=tmp), axis=1, keepdims=True, out=col), out=col)
+        logp = np.subtract(logp, col, out=logp)
+        loss = np.sum(np.multiply(np.multiply(t, logp, out=tmp), -k, out=tmp))
+        grad = np.subtract(np.exp(logp, out=logp), t, out=logp)
+        return loss, np.multiply(grad, k, out=grad)
+
+    def _compiled(self, out: Array | None, x: Array) -> bool:
+        """Whether a compiled 2-D loop can write ``out`` (Numba present, a buffer given)."""
+        return self.kernels is not None and out is not None and x.ndim == 2
 
     # --- optimizer updates -------------------------------------------------------------
 

@@ -62,6 +62,18 @@ class GenericOps:
         xp = self.xp
         return g * xp.astype(y > 0, g.dtype)
 
+    def bias_relu(self, x: Array, b: Array, out: Array | None = None) -> Array:
+        """``relu(x + b)`` for ``x (N, D)``, ``b (D,)``: a layer's bias and ReLU in one pass."""
+        return self.relu(x + b)
+
+    def relu_grad_sum(
+        self, g: Array, y: Array, out: Array | None = None, sums: Array | None = None
+    ) -> tuple[Array, Array]:
+        """``d = relu_grad(g, y)`` and ``sum_rows(d)``: a ReLU's backward and the preceding
+        bias's gradient in one pass; ``sums`` is the ``(D,)`` output buffer of the latter."""
+        d = self.relu_grad(g, y)
+        return d, self.sum_rows(d)
+
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
         """Sum over axis 0: ``(N, D) -> (D,)``."""
         return self.xp.sum(x, axis=0)
@@ -77,6 +89,31 @@ class GenericOps:
     def concat_flat(self, parts: list[Array]) -> Array:
         """1-D arrays of one dtype, end to end (e.g. the gradients of a model's parameters)."""
         return self.xp.concat(parts)
+
+    def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
+        """Inverted dropout of ``x (N, D)`` by the uniforms ``u (N, D)`` (float64, e.g. a host
+        generator's draws): ``x / (1 - rate)`` where ``u >= rate``, else 0. Its backward is the
+        same call on the gradient."""
+        xp = self.xp
+        return xp.where(u >= rate, x * (1.0 / (1.0 - rate)), xp.zeros_like(x))
+
+    def one_hot(self, labels: Array, num_classes: int, dtype: Any,
+                out: Array | None = None) -> Array:
+        """``(N,)`` integer labels -> ``(N, C)`` rows of 0/1 in ``dtype``."""
+        xp = self.xp
+        classes = xp.arange(num_classes, device=self.device)
+        return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
+
+    def softmax_xent(self, z: Array, t: Array, k: float, out: Array | None = None,
+                     scratch: Buffers | None = None) -> tuple[Array, Array]:
+        """Softmax cross-entropy of logits ``z (N, C)`` against target rows ``t (N, C)``,
+        scaled by ``k``: the 0-d loss ``sum(t * log_softmax(z) * -k)`` and its gradient
+        ``(softmax(z) - t) * k`` (into ``out``). ``scratch``: the caller's reusable buffers for
+        the temporaries."""
+        xp = self.xp
+        shifted = z - xp.max(z, axis=1, keepdims=True)
+        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        return xp.sum(t * logp * -k), (xp.exp(logp) - t) * k
 
     # Optimizer updates over flat parameter vectors. All return the new arrays.
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._xp import Array, array_namespace, device
-from .layers.softmax import log_softmax
+from backends.ops import Buffers, GenericOps
+
+from ._xp import Array, array_namespace, device, generic_ops
 
 REDUCTIONS = ("mean", "sum")
 
@@ -21,11 +22,17 @@ def one_hot(labels: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
     return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
 
 
-def _targets(target: Array, out: Array, xp: Any) -> Array:
+def _targets(target: Array, out: Array, xp: Any, ops: GenericOps | None = None,
+             buffers: Buffers | None = None) -> Array:
+    """Target rows ``(N, C)`` in ``out``'s dtype; with ``ops`` and ``buffers`` one-hot rows are
+    written into a reused buffer."""
     n, c = out.shape
     if target.ndim == 1:
         if target.shape[0] != n:
             raise ValueError(f"{target.shape[0]} labels for {n} outputs")
+        if ops is not None and buffers is not None:
+            return ops.one_hot(target, c, out.dtype,
+                               out=buffers.get(ops, "onehot", (n, c), out.dtype))
         return one_hot(target, c, out.dtype, xp)
     if tuple(target.shape) != (n, c):
         raise ValueError(f"target shape {tuple(target.shape)} does not match output {(n, c)}")
@@ -33,10 +40,21 @@ def _targets(target: Array, out: Array, xp: Any) -> Array:
 
 
 class Loss:
+    """Base class. ``ops``: the operations to run on (``None`` for portable code; a model
+    :meth:`bind` s its backend's); with in-place operations the loss reuses its buffers, so
+    its gradient is valid until the next :meth:`forward`."""
+
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}: choose one of {REDUCTIONS}")
         self.reduction = reduction
+        self.ops: GenericOps | None = None
+        self._buffers = Buffers()
+
+    def bind(self, ops: GenericOps) -> None:
+        """Run on ``ops`` from now on (a model's backend's, as an optimizer binds to the
+        model's parameters)."""
+        self.ops = ops
 
     def config(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "reduction": self.reduction}
@@ -70,17 +88,18 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, output: Array, target: Array) -> Array:
         xp = array_namespace(output, target)
-        t = _targets(target, output, xp)
+        ops = self.ops if self.ops is not None else generic_ops(xp)
+        t = _targets(target, output, xp, ops, self._buffers)
         if self.label_smoothing:
             s = self.label_smoothing
             t = (1.0 - s) * t + s / output.shape[1]
-        logp = log_softmax(output, xp)
-        self._p, self._t = xp.exp(logp), t
-        self._k = self._scale(output.shape[0])
-        return xp.sum(t * logp * -self._k)
+        grad = self._buffers.get(ops, "grad", tuple(output.shape), output.dtype)
+        loss, self._grad = ops.softmax_xent(output, t, self._scale(output.shape[0]), out=grad,
+                                            scratch=self._buffers)
+        return loss
 
     def backward(self) -> Array:
-        return (self._p - self._t) * self._k
+        return self._grad
 
 
 class CrossEntropy(Loss):

@@ -172,6 +172,7 @@ class MLP:
             self.store.initialize(self.rng)
 
             self.loss = loss if loss is not None else SoftmaxCrossEntropy()
+            self.loss.bind(self.ops)
             self.optimizer = optimizer if optimizer is not None else Adam()
             self.optimizer.bind(self.store)
             self.last_output: Array | None = None

@@ -31,9 +31,9 @@ class CountingRng:
     def __init__(self, rng: np.random.Generator, counts: Counter) -> None:
         self._rng, self._counts = rng, counts
 
-    def random(self, shape: Any) -> np.ndarray:
-        self._counts["host random numbers"] += int(np.prod(shape))
-        return self._rng.random(shape)
+    def random(self, size: Any = None, out: np.ndarray | None = None) -> np.ndarray:
+        self._counts["host random numbers"] += int(np.prod(size if out is None else out.shape))
+        return self._rng.random(size, out=out)
 
     def integers(self, *args: Any, **kwargs: Any) -> Any:
         self._counts["host seeds"] += 1

@@ -32,8 +32,8 @@ class FixedMaskRng:
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def random(self, shape):
-        return np.random.default_rng(self.seed).random(shape)
+    def random(self, size=None, out=None):
+        return np.random.default_rng(self.seed).random(size, out=out)
 
 
 def _linear(bias: bool, ops):

@@ -18,7 +18,9 @@ class Dropout(Layer):
     that draws it on the device from one seed per step, so no ``(N, D)`` mask crosses from the
     host each step; ``host_masks=True`` draws it on the host instead, so the same seed drops
     the same units on every backend. Without a backend, and on host backends, the mask is
-    always ``rng.random(shape) >= rate``.
+    always ``rng.random(shape) >= rate``; on a host backend with in-place operations the
+    layer draws those uniforms into a reused buffer and applies them in one pass
+    (:meth:`backends.GenericOps.dropout`), with the same numbers.
     """
 
     def __init__(
@@ -31,7 +33,8 @@ class Dropout(Layer):
         self.rng = rng
         self.backend = backend
         self.host_masks = bool(host_masks)
-        self._mask: Array | None = None
+        self._keep: Array | None = None
+        self._u: Array | None = None
 
     def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
         if self.rng is None:
@@ -46,28 +49,55 @@ class Dropout(Layer):
     def draw_keep(self, shape: tuple[int, ...]) -> Any:
         """The next training mask, true where a unit is kept: the backend's
         :meth:`~backends.Backend.keep_mask` (on its device), or a host boolean array."""
-        if self.rng is None:
-            raise RuntimeError("Dropout needs a random generator to train: pass rng= "
-                               "(e.g. backend.rng(seed)) or build() the layer")
+        rng = self._generator()
         if self.backend is not None:
             on_device = False if self.host_masks else None
-            return self.backend.keep_mask(self.rng, shape, self.rate, on_device=on_device)
-        return self.rng.random(shape) >= self.rate
+            return self.backend.keep_mask(rng, shape, self.rate, on_device=on_device)
+        return rng.random(shape) >= self.rate
 
     def forward(self, x: Array, train: bool = False, keep: Array | None = None) -> Array:
         """``keep``: the mask to apply, a boolean array like ``x`` (default: the next
         :meth:`draw_keep`, moved to ``x``'s device); a compiled step passes it in."""
+        self._keep = self._u = None
         if not train or self.rate == 0.0:
-            self._mask = None
             return x
+        shape = tuple(x.shape)
+        ops = self._host_ops() if keep is None else None
+        if ops is not None:
+            # asarray shares the buffer's memory on a host backend; it counts as the transfer.
+            u = self._generator().random(out=self._buffers.get(ops, "u", shape, "float64"))
+            self._u = self.backend.asarray(u)
+            return ops.dropout(x, self._u, self.rate,
+                               out=self._buffers.get(ops, "y", shape, x.dtype))
         xp = array_namespace(x)
         if keep is None:
-            keep = xp.asarray(self.draw_keep(tuple(x.shape)), device=device(x))
-        self._mask = keep
-        return xp.where(self._mask, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
+            keep = xp.asarray(self.draw_keep(shape), device=device(x))
+        self._keep = keep
+        return xp.where(self._keep, x * (1.0 / (1.0 - self.rate)), xp.zeros_like(x))
 
     def backward(self, grad: Array) -> Array:
-        if self._mask is None:
+        if self._u is not None:
+            ops = self.backend.ops
+            out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
+            return ops.dropout(grad, self._u, self.rate, out=out)
+        if self._keep is None:
             return grad
         xp = array_namespace(grad)
-        return xp.where(self._mask, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))
+        return xp.where(self._keep, grad * (1.0 / (1.0 - self.rate)), xp.zeros_like(grad))
+
+    @property
+    def _mask(self) -> Array | None:
+        """The last training forward's boolean keep mask (``None`` after an evaluation)."""
+        return self._u >= self.rate if self._u is not None else self._keep
+
+    def _generator(self) -> Any:
+        if self.rng is None:
+            raise RuntimeError("Dropout needs a random generator to train: pass rng= "
+                               "(e.g. backend.rng(seed)) or build() the layer")
+        return self.rng
+
+    def _host_ops(self) -> Any:
+        """The backend's in-place operations where the uniforms can be drawn straight into a
+        reused host buffer (a host backend), else ``None``."""
+        b = self.backend
+        return b.ops if b is not None and b.is_host and b.ops.inplace else None

@@ -8,6 +8,7 @@ from typing import Any
 from backends.ops import GenericOps
 
 from .._xp import Array
+from .activations import ReLU
 from .base import Layer
 
 INITS = ("he", "glorot", "normal")
@@ -74,22 +75,50 @@ class Linear(Layer):
 
     def forward(self, x: Array, train: bool = False) -> Array:
         ops = self._ops(x)
-        self._x = x
-        out = self._buffers.get(ops, "y", (x.shape[0], self.n_out), x.dtype)
-        y = ops.matmul(x, self.params["W"], out=out)
+        out, y = self._product(ops, x)
         if self.bias:
             y = ops.add(y, self.params["b"], out=out)
         return y
 
+    def forward_relu(self, x: Array, relu: ReLU) -> Array:
+        """``relu.forward(self.forward(x))`` with the bias and the ReLU in one pass over the
+        output (:meth:`backends.GenericOps.bias_relu`); needs a bias. Pair it with
+        :meth:`backward_relu`."""
+        ops = self._ops(x)
+        out, y = self._product(ops, x)
+        relu._y = ops.bias_relu(y, self.params["b"], out=out)
+        return relu._y
+
+    def backward_relu(self, grad: Array, relu: ReLU) -> Array | None:
+        """``self.backward(relu.backward(grad))`` with the ReLU's backward and the bias
+        gradient in one pass (:meth:`backends.GenericOps.relu_grad_sum`)."""
+        ops = self._ops(grad)
+        out = relu._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
+        grad, bias_grad = ops.relu_grad_sum(grad, relu._y, out=out, sums=self.grads.get("b"))
+        return self._backward_product(ops, grad, bias_grad)
+
+    def _product(self, ops: GenericOps, x: Array) -> tuple[Array | None, Array]:
+        """The output buffer and ``x @ W`` written into it."""
+        self._x = x
+        out = self._buffers.get(ops, "y", (x.shape[0], self.n_out), x.dtype)
+        return out, ops.matmul(x, self.params["W"], out=out)
+
     def backward(self, grad: Array) -> Array | None:
         """``grad (N, n_out)`` -> ``grad_x (N, n_in)``; fills ``grads["W"]``, ``grads["b"]``."""
+        ops = self._ops(grad)
+        bias_grad = ops.sum_rows(grad, out=self.grads.get("b")) if self.bias else None
+        return self._backward_product(ops, grad, bias_grad)
+
+    def _backward_product(self, ops: GenericOps, grad: Array,
+                          bias_grad: Array | None) -> Array | None:
+        """Stores ``grads["W"]`` and ``bias_grad`` (in that order); returns the input gradient
+        (``None`` without ``input_grad``)."""
         x = self._x
         if x is None:
             raise RuntimeError("Linear.backward called before forward")
-        ops = self._ops(grad)
         self.grads["W"] = ops.matmul(x.T, grad, out=self.grads.get("W"))
-        if self.bias:
-            self.grads["b"] = ops.sum_rows(grad, out=self.grads.get("b"))
+        if bias_grad is not None:
+            self.grads["b"] = bias_grad
         if not self.input_grad:
             return None
         out = self._buffers.get(ops, "dx", (grad.shape[0], self.n_in), grad.dtype)

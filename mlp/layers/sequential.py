@@ -6,13 +6,17 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._xp import Array
+from .activations import ReLU
 from .base import Layer
+from .linear import Linear
 
 
 class Sequential(Layer):
     """Apply ``layers`` in order; backward runs them in reverse.
 
-    Parameters are named ``"<index>.<name>"``, e.g. ``"0.W"``, ``"0.b"``, ``"2.W"``.
+    Parameters are named ``"<index>.<name>"``, e.g. ``"0.W"``, ``"0.b"``, ``"2.W"``. A
+    :class:`Linear` with a bias followed by a :class:`ReLU` runs as one fused step (its
+    ``forward_relu``/``backward_relu``), with the same numbers as the two layers apart.
     """
 
     def __init__(self, layers: Sequence[Layer]) -> None:
@@ -52,13 +56,29 @@ class Sequential(Layer):
                 for k, v in layer.grads.items()}
 
     def forward(self, x: Array, train: bool = False) -> Array:
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            if self._fused(i):
+                x = layers[i].forward_relu(x, layers[i + 1])
+                i += 2
+            else:
+                x = layers[i].forward(x, train=train)
+                i += 1
         return x
 
     def backward(self, grad: Array) -> Array | None:
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-            if grad is None:
-                break
+        layers, i = self.layers, len(self.layers) - 1
+        while i >= 0 and grad is not None:
+            if i > 0 and self._fused(i - 1):
+                grad = layers[i - 1].backward_relu(grad, layers[i])
+                i -= 2
+            else:
+                grad = layers[i].backward(grad)
+                i -= 1
         return grad
+
+    def _fused(self, i: int) -> bool:
+        """Whether layers ``i`` and ``i + 1`` are a biased Linear and a ReLU, run as one."""
+        layers = self.layers
+        return (i + 1 < len(layers) and type(layers[i]) is Linear and layers[i].bias
+                and type(layers[i + 1]) is ReLU)

@@ -1,0 +1,166 @@
+"""The fused operations: each fast path gives the portable path's numbers bit for bit, and a
+model trained on the fast paths matches one trained on the portable code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from backends import GenericOps, compiled
+from backends.inplace_ops import InplaceOps
+from mlp import MLP
+
+DTYPES = ["float32", "float64"]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def fast_ops(request, numpy_backend) -> InplaceOps:
+    """The NumPy backend's in-place operations, with the Numba loops and without."""
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    ops = InplaceOps(numpy_backend.xp, np, compiled=request.param == "compiled")
+    assert (ops.kernels is not None) == (request.param == "compiled")
+    return ops
+
+
+def _awkward(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
+    """Random values with the cases rounding and masking get wrong: signed zeros, NaN, ±inf,
+    subnormals and huge magnitudes."""
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    info = np.finfo(dtype)
+    specials = [0.0, -0.0, np.nan, np.inf, -np.inf, info.smallest_subnormal, -info.max]
+    flat[: len(specials)] = specials
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_equals_generic(fast_ops, dtype, numpy_backend):
+    x = _awkward((33, 17), dtype)
+    u = np.random.default_rng(1).random(x.shape)
+    generic = GenericOps(numpy_backend.xp)
+    for rate in (0.0, 0.3, 0.5):
+        with np.errstate(over="ignore"):  # -max / (1 - rate) overflows, on both paths alike
+            expected = generic.dropout(x, u, rate)
+            out = np.full_like(x, 7)
+            got = fast_ops.dropout(x, u, rate, out=out)
+        assert got is out and got.dtype == expected.dtype
+        assert_array_equal(got, expected)
+        assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_on_the_fast_path_drops_the_units_the_generator_gives(dtype, numpy_backend):
+    """The reused-buffer draw is ``rng.random(shape) >= rate``, the host mask of every backend,
+    and a dropout model trains to the same numbers on the fast and the portable operations."""
+    x = np.random.default_rng(0).random((16, 12)).astype(dtype)
+    y = np.random.default_rng(1).integers(0, 3, 16)
+    kwargs = dict(sizes=[12, 9, 7, 3], dropout=0.4, dtype=dtype, seed=3, backend=numpy_backend)
+    fast, portable = MLP(**kwargs), MLP(**kwargs, fast=False)
+    assert fast.ops.inplace and not portable.ops.inplace
+    for _ in range(3):
+        assert_array_equal(fast.train_step(x, y), portable.train_step(x, y))
+    assert_array_equal(fast.store.flat, portable.store.flat)
+    layer = fast.layers[2]
+    keep = np.random.default_rng(9).random(layer._u.shape) >= layer.rate
+    layer.rng = np.random.default_rng(9)
+    h = np.ones(layer._u.shape, dtype)
+    assert_array_equal(layer.forward(h, train=True) != 0, keep)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 128, 257])
+def test_bias_relu_and_its_backward_equal_generic(fast_ops, dtype, n, numpy_backend):
+    generic = GenericOps(numpy_backend.xp)
+    x, g = _awkward((n, 40), dtype, seed=n), _awkward((n, 40), dtype, seed=n + 1)
+    b = np.random.default_rng(2).standard_normal(40).astype(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, NaN: alike on both paths
+        y = fast_ops.bias_relu(x, b, out=np.empty_like(x))
+        assert_array_equal(y, generic.bias_relu(x, b))
+        d, s = fast_ops.relu_grad_sum(g, y, out=np.empty_like(g), sums=np.empty(40, dtype))
+        d_ref, s_ref = generic.relu_grad_sum(g, y)
+    assert_array_equal(d, d_ref)
+    assert_array_equal(s, s_ref)  # the same additions in the same order: equal, not close
+
+
+def test_a_sequential_fuses_linear_relu_to_the_same_numbers(numpy_backend):
+    from mlp.layers import Linear, ReLU, Sequential
+
+    ops = numpy_backend.ops
+    x = np.random.default_rng(0).standard_normal((9, 6))
+    g = np.random.default_rng(1).standard_normal((9, 4))
+
+    def chain():
+        layers = [Linear(6, 5, init="normal", std=0.7, ops=ops), ReLU(ops=ops),
+                  Linear(5, 4, init="normal", std=0.7, ops=ops)]
+        for layer in layers:
+            layer.build(numpy_backend, np.random.default_rng(3), "float64")
+        return layers
+
+    layers, apart = chain(), chain()
+    net = Sequential(layers)
+    assert net._fused(0) and not net._fused(1)
+    y, dx = net.forward(x, train=True).copy(), net.backward(g).copy()
+    h = x
+    for layer in apart:
+        h = layer.forward(h, train=True)
+    assert_array_equal(y, h)
+    for layer in reversed(apart):
+        g = layer.backward(g)
+    assert_array_equal(dx, g)
+    for a, b in zip(layers, apart, strict=True):
+        for name in a.grads:
+            assert_array_equal(a.grads[name], b.grads[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_equals_generic(fast_ops, dtype, smoothing, numpy_backend):
+    from backends.ops import Buffers
+    from mlp.losses import SoftmaxCrossEntropy
+
+    generic = GenericOps(numpy_backend.xp)
+    z = (np.random.default_rng(0).standard_normal((50, 7)) * 30).astype(dtype)
+    labels = np.random.default_rng(1).integers(0, 7, 50)
+    onehot = fast_ops.one_hot(labels, 7, z.dtype, out=np.full_like(z, 5))
+    assert_array_equal(onehot, generic.one_hot(labels, 7, z.dtype))
+    loss, grad = fast_ops.softmax_xent(z, onehot, 0.02, out=np.empty_like(z), scratch=Buffers())
+    loss_ref, grad_ref = generic.softmax_xent(z, onehot, 0.02)
+    assert loss.dtype == loss_ref.dtype and loss.shape == ()
+    assert_array_equal(loss, loss_ref)
+    assert_array_equal(grad, grad_ref)
+    fast, portable = SoftmaxCrossEntropy(smoothing), SoftmaxCrossEntropy(smoothing)
+    fast.ops = fast_ops
+    for _ in range(2):  # the second call runs on the reused buffers
+        assert_array_equal(fast.forward(z, labels), portable.forward(z, labels))
+        assert_array_equal(fast.backward(), portable.backward())
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_steady_training_step_allocates_no_arrays(dropout, numpy_backend):
+    """On the NumPy backend's fast path every intermediate of a step lives in a reused buffer:
+    the step's peak of traced memory stays below the smallest array it computes (the
+    ``(N, C)`` logits), where the portable path allocates each one anew."""
+    import tracemalloc
+
+    if not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    n, classes = 4096, 10
+    x = np.random.default_rng(0).random((n, 20), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, classes, n)
+    peaks = {}
+    for fast in (True, False):
+        model = MLP([20, 32, 32, classes], dropout=dropout, seed=0, fast=fast,
+                    backend=numpy_backend)
+        for _ in range(2):
+            model.train_step(x, y)
+        tracemalloc.start()
+        try:
+            model.train_step(x, y)
+            peaks[fast] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    logits_bytes = n * classes * 4
+    assert peaks[False] > logits_bytes  # the measure sees arrays
+    assert peaks[True] < logits_bytes / 2, peaks
