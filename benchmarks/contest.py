@@ -145,7 +145,7 @@ def _jax(images: numpy.ndarray, labels: numpy.ndarray, seed: int) -> tuple[float
 
 def run_contestant(name: str, samples: int, seed: int, repeats: int) -> dict[str, float]:
     """Time ``name`` (not the CLI) in this process: ``{"seconds": ..., "loss": ...}``."""
-    images, labels = epoch_data(seed=0, n=samples)
+    images, labels = epoch_data(samples)
     if name == "ours":
         seconds, loss = _ours(images, labels, seed)
     elif name == "floor":
@@ -179,27 +179,11 @@ def main(argv: list[str] | None = None) -> int:
 # --- the rounds ----------------------------------------------------------------------------
 
 
-def write_idx(folder: Path, images: numpy.ndarray, labels: numpy.ndarray) -> None:
-    """``images (N, 784)`` uint8 and ``labels (N,)`` as the four raw IDX files of a data set
-    (the test files hold the first 10000 samples: the CLI evaluates on them, untimed)."""
-    def save(name: str, magic: int, array: numpy.ndarray) -> None:
-        header = numpy.array([magic, *array.shape], dtype=">i4").tobytes()
-        (folder / name).write_bytes(header + numpy.ascontiguousarray(array, numpy.uint8).tobytes())
-
-    square = images.reshape(-1, 28, 28)
-    save("train-images-idx3-ubyte", 2051, square)
-    save("train-labels-idx1-ubyte", 2049, labels)
-    save("t10k-images-idx3-ubyte", 2051, square[:10_000])
-    save("t10k-labels-idx1-ubyte", 2049, labels[:10_000])
-
-
-def cli_command(data_dir: Path, metrics: Path, seed: int, smoke: bool) -> list[str]:
-    """``mlp train`` for one epoch of the contest's workload on the IDX files in ``data_dir``.
-
-    The files are raw (not gzipped) Fashion-MNIST-named files: the data set with no published
-    hash for raw files, so the CLI checks their structure only and trains on the random set."""
-    cmd = [sys.executable, "-m", "mlp", "train", "--dataset", "fashion-mnist",
-           "--data-dir", str(data_dir), "--epochs", "1", "--backend", "numpy",
+def cli_command(metrics: Path, seed: int, smoke: bool) -> list[str]:
+    """``mlp train`` for one epoch of the contest's workload on the shipped MNIST, the data
+    every contestant trains on (:func:`benchmarks.workloads.epoch_data`)."""
+    cmd = [sys.executable, "-m", "mlp", "train", "--dataset", "mnist", "--epochs", "1",
+           "--backend", "numpy",
            "--dtype", QUICK_DTYPE, "--hidden", ",".join(map(str, SIZES[QUICK_SIZE][1:-1])),
            "--batch-size", str(QUICK_BATCH), "--optimizer", "adam", "--lr", str(EPOCH_LR),
            "--schedule", "constant", "--seed", str(seed), "--metrics", str(metrics),
@@ -248,12 +232,8 @@ class Contest:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def _cli(self, seed: int) -> dict[str, float]:
-        data = self._dir / "data"
-        if not data.exists():
-            data.mkdir()
-            write_idx(data, *epoch_data(seed=0, n=EPOCH_SAMPLES))
         metrics = self._dir / "metrics.jsonl"
-        cmd = cli_command(data, metrics, seed, self.smoke)
+        cmd = cli_command(metrics, seed, self.smoke)
         done = subprocess.run(cmd, cwd=self.cwd, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             raise RuntimeError(f"mlp train failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -15,7 +15,8 @@ _BATCHES = epoch_batches(EPOCH_SAMPLES, QUICK_BATCH)
 #: The epoch headline's workload in one sentence (the report's headline repeats only this).
 EPOCH_WORKLOAD = (
     f"{QUICK_SIZE}, batch {QUICK_BATCH}, {QUICK_DTYPE}, Adam, one epoch over {EPOCH_SAMPLES} "
-    "random uint8 images (784 pixels) with int64 labels"
+    "MNIST training images (uint8, 784 pixels) with int64 labels, from the copy shipped with "
+    "the package"
 )
 
 #: Why a time measured in the suite's process can come out below its floor (the report cites
@@ -37,7 +38,7 @@ from the same run on the same machine.
 ### The headline: an epoch contest in interleaved rounds
 
 Each round runs every contestant once, in this order, each in a fresh Python process of its own
-(`python -m benchmarks.contest NAME`) that builds the same random data set, warms up on a short
+(`python -m benchmarks.contest NAME`) that loads the same MNIST training set, warms up on a short
 epoch with both batch shapes, then times one epoch of the batch loop only (data already in
 memory, permutation drawn before):
 

@@ -229,7 +229,7 @@ def _epoch_samples(config: pytest.Config) -> int:
 @pytest.fixture(scope="module")
 def epoch_host(request: pytest.FixtureRequest) -> tuple[numpy.ndarray, numpy.ndarray]:
     """60000 random uint8 images (784 pixels) and int64 labels, on the host (fewer when smoke)."""
-    return epoch_data(seed=0, n=_epoch_samples(request.config))
+    return epoch_data(_epoch_samples(request.config))
 
 
 def _rounds(request: pytest.FixtureRequest) -> int:

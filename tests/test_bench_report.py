@@ -317,14 +317,13 @@ def test_runner_refuses_to_replace_a_report(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_the_cli_contestant_trains_on_the_contest_data(tmp_path: Path) -> None:
-    """The contest's random set, written as IDX files, is what ``mlp train`` loads."""
+    """Every contestant trains on the start of the shipped MNIST, which ``mlp train`` loads."""
     from mlp import data
 
-    images, labels = workloads.epoch_data(seed=0)
-    contest.write_idx(tmp_path, images, labels)
-    loaded = data.load("fashion-mnist", tmp_path)
-    assert (loaded.x_train == images).all() and (loaded.y_train == labels).all()
-    cmd = contest.cli_command(tmp_path, tmp_path / "m.jsonl", seed=7, smoke=False)
-    assert cmd[cmd.index("--data-dir") + 1] == str(tmp_path)
+    images, labels = workloads.epoch_data(1000)
+    mnist = data.load("mnist", split="train")
+    assert (mnist.x_train[:1000] == images).all() and (mnist.y_train[:1000] == labels).all()
+    cmd = contest.cli_command(tmp_path / "m.jsonl", seed=7, smoke=False)
+    assert "--data-dir" not in cmd and cmd[cmd.index("--dataset") + 1] == "mnist"
     assert [cmd[cmd.index(flag) + 1] for flag in ("--hidden", "--batch-size", "--epochs")] == [
         "512,512", "128", "1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_support import clean_env, write_fake_fashion
+from cli_support import clean_env, write_real_mnist_raw
 
 import backends
 from backends import BackendError
@@ -247,12 +247,12 @@ def test_a_failed_trace_leaves_the_model_usable(jx):
 def test_cli_trains_on_jax(tmp_path: Path) -> None:
     """``mlp train --backend jax`` in the user's default 32-bit mode, then ``evaluate`` of its
     checkpoint on NumPy reports the same accuracy."""
-    data = write_fake_fashion(tmp_path / "fake")
+    data = write_real_mnist_raw(tmp_path / "mnist-raw")
     env = {**clean_env(tmp_path), "JAX_ENABLE_X64": "0"}
     ckpt, metrics = tmp_path / "m.safetensors", tmp_path / "m.jsonl"
-    common = ["--dataset", "fashion-mnist", "--data-dir", str(data)]
+    common = ["--dataset", "mnist", "--data-dir", str(data)]
     run = subprocess.run([sys.executable, "-m", "mlp", "train", "--backend", "jax", *common,
-                          "--hidden", "16", "--batch-size", "2000", "--epochs", "2",
+                          "--hidden", "16", "--batch-size", "500", "--epochs", "2",
                           "--save", str(ckpt), "--metrics", str(metrics), "--quiet"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
                          check=False)
@@ -271,9 +271,7 @@ def test_cli_trains_on_jax(tmp_path: Path) -> None:
 def test_two_epochs_on_mnist_reach_numpys_accuracy(tmp_path: Path) -> None:
     """``mlp train --epochs 2`` with the same seed: JAX (compiled, float32, the user's 32-bit
     mode) within 0.1 % of NumPy's test accuracy on real MNIST."""
-    from test_cli import real_mnist_dir
-
-    env = clean_env(tmp_path, data_dir=str(real_mnist_dir()))
+    env = clean_env(tmp_path)  # the MNIST shipped with the package
     accuracy = {}
     for name in ("numpy", "jax"):
         metrics = tmp_path / f"{name}.jsonl"
