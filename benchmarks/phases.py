@@ -104,9 +104,10 @@ def breakdown(model: MLP, images: Any, labels: Any, batch: int, steps: int,
         for i, layer in enumerate(linears):
             z = ops.matmul(inputs[-1], layer.params["W"], out=pre[i])
             clock.lap(FWD_GEMM)
-            z = ops.add(z, layer.params["b"], out=pre[i])
-            if i < len(act):
-                inputs.append(ops.relu(z, out=act[i]))
+            if i < len(act):  # a hidden layer: bias and ReLU in one pass, as Linear does
+                inputs.append(ops.bias_relu(z, layer.params["b"], out=act[i]))
+            else:
+                z = ops.add(z, layer.params["b"], out=pre[i])
             clock.lap(BIAS_RELU)
         loss = model.loss.forward(z, y)
         g = model.loss.backward()
@@ -115,13 +116,15 @@ def breakdown(model: MLP, images: Any, labels: Any, batch: int, steps: int,
             layer = linears[i]
             ops.matmul(inputs[i].T, g, out=layer.grads["W"])
             clock.lap(BWD_GEMM)
-            ops.sum_rows(g, out=layer.grads["b"])
-            clock.lap(RELU_BWD)
+            if i == len(linears) - 1:  # the hidden layers' bias gradients come with ReLU's
+                ops.sum_rows(g, out=layer.grads["b"])
+                clock.lap(RELU_BWD)
             if i == 0:
                 break
             dh = ops.matmul(g, layer.params["W"].T, out=dact[i - 1])
             clock.lap(BWD_GEMM)
-            g = ops.relu_grad(dh, inputs[i], out=dpre[i - 1])
+            g, _ = ops.relu_grad_sum(dh, inputs[i], out=dpre[i - 1],
+                                     sums=linears[i - 1].grads["b"])
             clock.lap(RELU_BWD)
         model.optimizer.step()
         clock.lap(OPTIMIZER)
