@@ -326,4 +326,4 @@ def test_the_cli_contestant_trains_on_the_contest_data(tmp_path: Path) -> None:
     cmd = contest.cli_command(tmp_path / "m.jsonl", seed=7, smoke=False)
     assert "--data-dir" not in cmd and cmd[cmd.index("--dataset") + 1] == "mnist"
     assert [cmd[cmd.index(flag) + 1] for flag in ("--hidden", "--batch-size", "--epochs")] == [
-        "512,512", "128", "1"]
+        "512,512", "128", "2"]
