@@ -42,9 +42,8 @@ fi
 
 step info info.log "$python" -m mlp info
 "$python" - <<'PY' > "$out/cuda.txt" 2>&1
-import importlib.metadata as md
-names = sorted({d.metadata["Name"] for d in md.distributions()
-                if (d.metadata["Name"] or "").lower().startswith("cupy")})
+import backends
+names = backends.cupy_distributions()
 if len(names) > 1:
     raise SystemExit(f"several CuPy distributions are installed ({', '.join(names)}): "
                      "pip uninstall all but the one matching the CUDA version")

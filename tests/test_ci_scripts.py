@@ -68,23 +68,25 @@ def test_gpu_check_without_a_gpu_exits_3_and_writes_under_a_relative_out(tmp_pat
     assert "no CUDA device" in (out / "summary.txt").read_text()
 
 
-def test_gpu_check_names_duplicate_cupy_installs(tmp_path: Path) -> None:
+def _two_cupy_installs(tmp_path: Path) -> Path:
+    """A folder for PYTHONPATH in which two CuPy distributions appear installed."""
     site = tmp_path / "site"
     for name in ("cupy-cuda12x", "cupy-cuda13x"):
         info = site / f"{name.replace('-', '_')}-14.0.0.dist-info"
         info.mkdir(parents=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 14.0.0\n")
+    return site
+
+
+def test_gpu_check_names_duplicate_cupy_installs(tmp_path: Path) -> None:
+    site = _two_cupy_installs(tmp_path)
     run = _gpu_check(tmp_path, "out", env_extra={"PYTHONPATH": str(site)})
     assert run.returncode == 1, run.stdout + run.stderr
     assert "several CuPy distributions are installed (cupy-cuda12x, cupy-cuda13x)" in run.stdout
 
 
 def test_mlp_info_names_duplicate_cupy_installs(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    for name in ("cupy-cuda12x", "cupy-cuda13x"):
-        info = site / f"{name.replace('-', '_')}-14.0.0.dist-info"
-        info.mkdir(parents=True)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 14.0.0\n")
+    site = _two_cupy_installs(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-m", "mlp", "info"], env=env, capture_output=True,
                          text=True, timeout=300)
