@@ -459,7 +459,7 @@ def test_output_fits_80_columns_and_names_the_settings(trained: dict) -> None:
     assert all(len(line) <= 80 for line in ours), out
     header = " ".join(out.split("epoch 1/2")[0].split())
     for phrase in ("MLP 784-16-10", "relu", "float32 on numpy:cpu", "mnist",
-                   "2 epochs of 30 steps", "batch 2000", "seed 0", "adam lr 0.001",
+                   "2 epochs of 30 steps", "batch 2000", "seed 0", "adam lr 0.002",
                    "weight decay 0", "cosine schedule", "dropout 0", "label smoothing 0"):
         assert phrase in header, (phrase, header)
 

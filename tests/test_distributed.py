@@ -341,11 +341,7 @@ def test_a_killed_rank_ends_the_job_fast_and_keeps_the_checkpoint(tmp_path, fake
 @pytest.mark.slow
 def test_two_ranks_reach_the_single_process_accuracy_on_mnist(tmp_path):
     mpiexec = _mpiexec()
-    data_dir = os.environ.get("MLP_DATA_DIR")
-    if not data_dir:
-        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(
-            "MLP_DATA_DIR is not set: no MNIST here")
-    env = _launcher_env(tmp_path, data_dir)
+    env = _launcher_env(tmp_path)  # the MNIST shipped with the package
     args = ["train", "--epochs", "2", "--quiet"]
 
     def accuracy(run: subprocess.CompletedProcess) -> float:

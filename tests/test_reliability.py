@@ -383,7 +383,7 @@ def test_resume_refuses_settings_it_would_ignore(tmp_path: Path, fake_data: Path
                       "--save", ckpt, cwd=tmp_path)
     assert resumed.returncode == 2, resumed.stderr
     assert_one_line(resumed.stderr, "mlp train: error: --lr 0.5 differs from the checkpoint's "
-                    "0.001")
+                    "0.002")
     assert ckpt.read_bytes() == before
 
 
@@ -675,7 +675,7 @@ def test_resume_accepts_the_checkpoints_own_values(tmp_path: Path, fake_data: Pa
                                                    one_epoch: dict[str, Path]) -> None:
     """The same command again with --resume added (and more epochs) runs."""
     ckpt, metrics = copy_run(one_epoch, tmp_path)
-    resumed = run_mlp("train", *SMALL, "--hidden", "16", "--lr", "0.001", "--resume", ckpt,
+    resumed = run_mlp("train", *SMALL, "--hidden", "16", "--lr", "0.002", "--resume", ckpt,
                       "--epochs", "2", "--data-dir", fake_data, "--save", ckpt, "--metrics",
                       metrics, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

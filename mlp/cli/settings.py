@@ -95,7 +95,9 @@ class OptimizerChoice:
             **kwargs, **self.fixed)
 
 
-_DEFAULT_LR = {"SGD": 0.1, "Adam": 1e-3, "AdamW": 1e-3}
+# Adam at 2e-3: with the default cosine schedule, 1e-3 gave the same 8-epoch MNIST accuracy
+# (98.49 against 98.51 %, median of three seeds) but only 96.6 % after one epoch (97.3 %).
+_DEFAULT_LR = {"SGD": 0.1, "Adam": 2e-3, "AdamW": 1e-3}
 OPTIMIZER_CHOICES: dict[str, OptimizerChoice] = {
     **{name.lower(): OptimizerChoice(name, _DEFAULT_LR[name]) for name in optimizers.OPTIMIZERS},
     # SGD with Nesterov momentum: a configured SGD under its own name.
