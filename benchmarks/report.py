@@ -20,6 +20,8 @@ from .phases import PHASES, STEP
 from .plots import make_plots
 from .workloads import (
     BACKEND_IDS,
+    DROPOUT,
+    DROPOUT_TARGET,
     QUICK_BATCH,
     QUICK_DTYPE,
     QUICK_SIZE,
@@ -35,7 +37,7 @@ TARGET_FLOOR, MUST_FLOOR = 1.2, 1.3
 TARGET_PEER, MUST_PEER = 1.5, 1.4
 #: The CLI's epoch and the benchmark's must agree within this fraction.
 CLI_AGREEMENT = 0.10
-STEP_KINDS = ("forward", "backward", "step", "floor")
+STEP_KINDS = ("forward", "backward", "step", "floor", "step-dropout")
 
 NAN = math.nan
 
@@ -490,6 +492,25 @@ def phases_section(phases: dict[str, float] | None) -> str:
     return "\n".join(lines)
 
 
+def dropout_section(rows: list[StepRow]) -> list[str]:
+    """Each configuration's step with dropout over the same step without, against the target."""
+    measured_rows = [r for r in rows if not math.isnan(_ratio(r.time("step-dropout"),
+                                                              r.time("step")))]
+    if not measured_rows:
+        return []
+    table = []
+    for r in measured_rows:
+        ratio = _ratio(r.time("step-dropout"), r.time("step"))
+        verdict = "met" if ratio <= DROPOUT_TARGET else "**not met**"
+        table.append([r.backend, r.size, str(r.batch), r.dtype, _ms(r.time("step-dropout")),
+                      _x(ratio), verdict])
+    return ["### Dropout", "",
+            f"A step with dropout {DROPOUT} after each hidden layer over the same step without "
+            f"(target ≤ {DROPOUT_TARGET} ×):", "",
+            _table(["Backend", "Model", "Batch", "Dtype", "Dropout step ms", "÷ step",
+                    "target"], table, right_from=2), ""]
+
+
 def step_section(rows: list[StepRow], plots: dict[str, str],
                  torch_version: str | None = None) -> str:
     """The per-configuration table and its plots."""
@@ -506,6 +527,7 @@ def step_section(rows: list[StepRow], plots: dict[str, str],
     if all(math.isnan(r.peer) for r in rows):
         lines += [f"No PyTorch column: {missing_peer(torch_version)}.", ""]
     lines += _below_note([r.x_floor for r in rows])
+    lines += dropout_section(rows)
     for key, alt in (("ratio_floor", "step time over GEMM floor"),
                      ("ratio_pytorch", "speed relative to PyTorch"),
                      ("step_ms", "milliseconds per step")):

@@ -29,6 +29,7 @@ from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, Contest
 from .phases import breakdown
 from .workloads import (
     BENCH_LR,
+    DROPOUT,
     EPOCH_BACKENDS,
     EPOCH_LR,
     EPOCH_SAMPLES,
@@ -115,10 +116,12 @@ def _backend(spec: BackendSpec) -> backends.Backend:
         pytest.skip(f"backend {spec.id} unavailable: {exc}")
 
 
-def _model(spec: BackendSpec, sizes: tuple[int, ...], dtype: str, lr: float) -> MLP:
+def _model(spec: BackendSpec, sizes: tuple[int, ...], dtype: str, lr: float,
+           dropout: float = 0.0) -> MLP:
     backend = _backend(spec)
     try:
-        return MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0)
+        return MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0,
+                   dropout=dropout)
     except BackendError as exc:
         pytest.skip(f"backend {spec.id} cannot run {dtype}: {exc}")
 
@@ -188,6 +191,20 @@ def test_step(benchmark: Any, case: Case) -> None:
         sync()
 
     _record_case(benchmark, case, "step")
+    benchmark(run)
+
+
+def test_step_dropout(benchmark: Any, case: Case) -> None:
+    """The same step with dropout (rate :data:`DROPOUT`) after each hidden layer."""
+    cfg = case.config
+    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR, dropout=DROPOUT)
+    x, y, sync = case.x, case.y, case.sync
+
+    def run() -> None:
+        model.train_step(x, y)
+        sync()
+
+    _record_case(benchmark, case, "step-dropout")
     benchmark(run)
 
 

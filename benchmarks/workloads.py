@@ -33,6 +33,10 @@ DTYPES = ("float32", "float64")
 #: which are slow on CPUs and would time something no real run does). The update's cost does not
 #: depend on the learning rate.
 BENCH_LR = 1e-4
+#: Dropout rate of the dropout step benchmark (the best preset's).
+DROPOUT = 0.2
+#: A dropout step may cost at most this many times the same step without dropout.
+DROPOUT_TARGET = 1.2
 
 #: The epoch benchmark: a full epoch of the MNIST training set.
 EPOCH_SAMPLES = 60_000

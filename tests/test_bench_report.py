@@ -218,6 +218,19 @@ def test_a_step_below_its_floor_is_marked(tmp_path: Path) -> None:
     assert f"‡ below its floor: {measured.BELOW_FLOOR}" in per_step
 
 
+def test_dropout_steps_against_their_target() -> None:
+    data = _synthetic()
+    data["benchmarks"] += [_bench("step-dropout", "numpy", 4.4e-3),
+                           _bench("step-dropout", "torch", 13e-3)]
+    steps, _ = report.summarize(data)
+    section = "\n".join(report.dropout_section(steps))
+    numpy_row = next(line for line in section.splitlines() if line.startswith("| numpy"))
+    torch_row = next(line for line in section.splitlines() if line.startswith("| torch"))
+    assert "1.10×" in numpy_row and numpy_row.endswith("| met |")  # 4.4 ms over 4 ms
+    assert "1.30×" in torch_row and "**not met**" in torch_row  # 13 ms over 10 ms
+    assert report.dropout_section(report.summarize(_synthetic())[0]) == []
+
+
 def test_phase_breakdown(tmp_path: Path) -> None:
     source = tmp_path / "results.json"
     source.write_text(json.dumps(_synthetic()), encoding="utf-8")
