@@ -82,9 +82,11 @@ def mpi(session: nox.Session) -> None:
     """Data-parallel training with the mpi extra (mpi4py and MPICH's mpiexec): the tests that
     run inside an MPI job under ``mpiexec -n 2`` (one pytest per rank, each with its own
     report), then the single-process ones, which launch ``mpiexec`` themselves."""
+    session.install(TORCH)
     session.install("-e", ".[test,mpi]")
-    # A skip is a failure here, and a hung job ends after 10 minutes.
-    session.env.update({"MLP_REQUIRE_MPI": "1", "MPIEXEC_TIMEOUT": "600"})
+    # A skip is a failure here (MPI, or the torch backend), and a hung job ends after 10 minutes.
+    session.env.update({"MLP_REQUIRE_MPI": "1", "MLP_REQUIRE_BACKENDS": "torch",
+                        "MPIEXEC_TIMEOUT": "600"})
     tmp = Path(session.create_tmp())
     tests = "tests/test_distributed.py"
     rank = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "mpi", tests]

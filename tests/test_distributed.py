@@ -192,9 +192,11 @@ def _same_on_every_rank(dist: Distributed, model) -> bool:
 @pytest.mark.mpi
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("path", ["numpy", "numpy-portable", "numpy-overlap",
-                                  "array_api_strict"])
+                                  "array_api_strict", "torch"])
 def test_two_ranks_train_the_single_process_run(dist, optimizer, path):
-    backend = "array_api_strict" if path == "array_api_strict" else "numpy"
+    backend = path if path in ("array_api_strict", "torch") else "numpy"
+    if backend == "torch":
+        pytest.importorskip("torch", reason="the torch backend needs torch")
     fast = path != "numpy-portable"
     reference = _model(optimizer, fast, backend)
     single = _trainer(reference)
