@@ -146,7 +146,7 @@ def summarize(data: dict[str, Any]) -> tuple[list[StepRow], list[EpochRow]]:
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info", {})
         kind = info.get("kind")
-        if kind is None or kind in ("epoch-contest", "phases"):
+        if kind is None or kind in ("epoch-contest", "phases", "jax-steps"):
             continue
         median = float(bench["stats"]["median"])
         fastest = float(bench["stats"].get("min", NAN))
@@ -492,6 +492,34 @@ def phases_section(phases: dict[str, float] | None) -> str:
     return "\n".join(lines)
 
 
+#: Our compiled JAX step may take at most this many times the JAX-written peer's.
+JAX_TARGET = 1.1
+
+
+def jax_section(data: dict[str, Any]) -> str:
+    """Our step on JAX, eager and compiled, beside the jitted ``jax.grad`` peer."""
+    lines = ["## Our step on JAX", ""]
+    found = [b for b in data.get("benchmarks", [])
+             if b.get("extra_info", {}).get("kind") == "jax-steps"
+             and b["extra_info"].get("jax")]
+    if not found:
+        return "\n".join(lines + ["Not measured: JAX is not installed (`pip install jax`).", ""])
+    info = found[0]["extra_info"]
+    r = info["jax"]
+    verdict = "met" if r["jit_x_peer"] <= JAX_TARGET else "**not met**"
+    lines += [f"{info['size']}, batch {info['batch']}, {info['dtype']}, Adam: seconds per step "
+              "of our hand-written step on the jax backend, eager and compiled into one "
+              "`jax.jit` function, and of a JAX-written peer (the same network, `jax.grad` "
+              "and Adam in one jitted step), from the same weights on the same batch, the "
+              "compiled step and the peer in interleaved rounds (fastest round).", "",
+              _table(["Eager ms", "Compiled ms", "jax.grad peer ms", "compiled ÷ peer",
+                      "eager ÷ peer"],
+                     [[_ms(r["eager"]), _ms(r["jit"]), _ms(r["peer"]), _x(r["jit_x_peer"]),
+                       _x(r["eager_x_peer"])]]), "",
+              f"Target: compiled ≤ {JAX_TARGET} × the peer: {verdict}.", ""]
+    return "\n".join(lines)
+
+
 def dropout_section(rows: list[StepRow]) -> list[str]:
     """Each configuration's step with dropout over the same step without, against the target."""
     measured_rows = [r for r in rows if not math.isnan(_ratio(r.time("step-dropout"),
@@ -544,7 +572,8 @@ def render(data: dict[str, Any], steps: list[StepRow], epochs: list[EpochRow],
         parts += [note, ""]
     torch_version = _torch_version(data)
     parts += [machine_section(data), "", contest_section(contest_from(data), torch_version),
-              phases_section(phases_from(data)), epoch_section(epochs, plots, torch_version),
+              phases_section(phases_from(data)), jax_section(data),
+              epoch_section(epochs, plots, torch_version),
               step_section(steps, plots, torch_version), WHAT_IS_MEASURED]
     return "\n".join(parts)
 

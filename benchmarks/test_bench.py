@@ -363,3 +363,25 @@ def test_phases(benchmark: Any, epoch_host: tuple[Any, Any],
             step_flops(SIZES[QUICK_SIZE], QUICK_BATCH))
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["phases"] = result
+
+
+@pytest.mark.quick
+@pytest.mark.bench_target(backend="numpy")
+def test_jax_steps(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    """Our step on JAX, eager and compiled by ``jax.jit``, beside the JAX-written peer (a
+    jitted ``jax.grad`` step), interleaved, same weights and batch."""
+    pytest.importorskip("jax", reason="the JAX rows need jax (pip install jax)")
+    from .jax_peer import measure
+
+    smoke = request.config.getoption("--bench-smoke")
+    size = "784-100-10" if smoke else QUICK_SIZE
+    result: dict[str, float] = {}
+
+    def run() -> None:
+        result.update(measure(size, QUICK_BATCH, QUICK_DTYPE, rounds=2 if smoke else 15,
+                              steps=2 if smoke else 10, warmup=1 if smoke else 5))
+
+    _record(benchmark, "jax-steps", "jax", "cpu", size, QUICK_BATCH, QUICK_DTYPE,
+            step_flops(SIZES[size], QUICK_BATCH))
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info["jax"] = result

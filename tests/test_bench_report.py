@@ -231,6 +231,22 @@ def test_dropout_steps_against_their_target() -> None:
     assert report.dropout_section(report.summarize(_synthetic())[0]) == []
 
 
+def test_jax_rows() -> None:
+    data = _synthetic()
+    assert "Not measured: JAX is not installed" in report.jax_section(data)
+    jax = {"kind": "jax-steps", "backend": "jax", "device": "cpu", "size": SIZE,
+           "batch": BATCH, "dtype": DTYPE,
+           "jax": {"eager": 0.012, "jit": 0.0029, "peer": 0.0026,
+                   "jit_x_peer": 0.0029 / 0.0026, "eager_x_peer": 0.012 / 0.0026}}
+    data["benchmarks"].append({"name": "test_jax_steps", "group": None,
+                               "stats": {"median": 1.0, "min": 1.0}, "extra_info": jax})
+    section = report.jax_section(data)
+    assert "| 12.0 | 2.90 | 2.60 | 1.12× | 4.62× |" in section
+    assert "Target: compiled ≤ 1.1 × the peer: **not met**." in section
+    steps, _ = report.summarize(data)  # the JAX entry is no per-step row
+    assert all(r.backend != "jax" for r in steps)
+
+
 def test_phase_breakdown(tmp_path: Path) -> None:
     source = tmp_path / "results.json"
     source.write_text(json.dumps(_synthetic()), encoding="utf-8")
