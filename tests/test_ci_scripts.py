@@ -93,3 +93,19 @@ def test_mlp_info_names_duplicate_cupy_installs(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert ("warning: 2 CuPy distributions are installed (cupy-cuda12x, cupy-cuda13x)"
             in run.stdout)
+
+
+def test_a_required_backend_paired_with_a_missing_optional_one_still_skips(tmp_path: Path
+                                                                           ) -> None:
+    """Cross-backend tests of a required backend skip, not fail, when the *other* backend of
+    the pair is the one missing (here torch is required and the paired library is broken)."""
+    pytest.importorskip("torch", reason="this case needs torch installed")
+    broken = tmp_path / "broken-strict" / "array_api_strict"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('a broken install')\n")
+    env = {**os.environ, "PYTHONPATH": str(broken.parent), "MLP_REQUIRE_BACKENDS": "torch"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_checkpoint.py", "-k", "cross_backend and torch", "-rs"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "backend 'array_api_strict' needs" in run.stdout
