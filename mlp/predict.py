@@ -58,17 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def probabilities(model: Any, pixels: Any) -> Any:
     """Class probabilities ``(N, classes)`` in the model dtype, a host NumPy array, for
-    ``pixels`` ``(N, 784)`` uint8, computed on the model's backend (softmax of the logits,
-    stabilised by subtracting each row's maximum; a model ending in softmax gives them)."""
-    from .train import PIXEL_SCALE
-
-    xp = model.xp
-    x = model.ops.to_float(model.backend.asarray(pixels), PIXEL_SCALE, model.dtype)
-    out = model.forward(x)
-    if model.output != "softmax":
-        e = xp.exp(out - xp.max(out, axis=1, keepdims=True))
-        out = e / xp.sum(e, axis=1, keepdims=True)
-    return model.backend.to_numpy(out)
+    ``pixels`` ``(N, 784)`` uint8: :meth:`~mlp.MLP.predict_proba` on the model's backend."""
+    return model.backend.to_numpy(model.predict_proba(pixels))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,9 +11,6 @@ import backends
 from . import settings as rules
 from .settings import UsageError
 
-#: Rows predicted at a time.
-CHUNK = 4096
-
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .. import checkpoint, data
@@ -29,10 +26,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     test = DeviceData(model, dataset.x_test, dataset.y_test)
     result = model.evaluate(test.x, test.y, scale=PIXEL_SCALE)
-    predicted: list[int] = []
-    for i in range(0, test.n, CHUNK):
-        x = model.ops.to_float(test.x[i : min(i + CHUNK, test.n), ...], PIXEL_SCALE, model.dtype)
-        predicted += model.backend.to_numpy(model.predict(x)).tolist()
+    predicted = model.backend.to_numpy(model.predict(test.x)).tolist()  # uint8: scaled there
     counts = Counter(zip(dataset.y_test.tolist(), predicted, strict=True))
     k = dataset.num_classes
     print(f"{args.checkpoint}: {name} test set, {test.n} images, backend {model.backend.name}")
