@@ -4,14 +4,17 @@
 # package index is reachable). Everything it writes goes under OUT:
 #   info.log, gpu-tests.log, train.log + metrics.jsonl + gpu.safetensors, evaluate.log,
 #   bench.log + REPORT.md, plots/ and results.json, summary.txt
-#   usage: bash benchmarks/gpu_check.sh OUT [WHEELHOUSE]
+#   usage: bash benchmarks/gpu_check.sh OUT [WHEELHOUSE [MLP-BENCH-OPTION...]]
 # With WHEELHOUSE, the project is installed from it (no index) into OUT/venv, a virtual
-# environment that sees the system's CuPy; without, the current python3 must have it installed.
+# environment that sees the system's CuPy (also when python3 is itself a virtual environment's);
+# without (WHEELHOUSE ""), the current python3 must have it installed. Options after WHEELHOUSE go
+# to `mlp bench --gpu` (e.g. --quick).
 # Exit status: 0 all passed; 1 a step failed; 3 no CUDA device (nothing on the GPU was run).
 set -uo pipefail
-usage="usage: bash benchmarks/gpu_check.sh OUT [WHEELHOUSE]"
+usage="usage: bash benchmarks/gpu_check.sh OUT [WHEELHOUSE [MLP-BENCH-OPTION...]]"
 out="${1:?$usage}"
 wheelhouse="${2:-}"
+bench_options=("${@:3}")
 mkdir -p "$out" && out="$(cd "$out" && pwd)" || { echo "gpu_check: cannot create $out" >&2; exit 1; }
 if [ -n "$wheelhouse" ]; then
     wheelhouse="$(cd "$wheelhouse" 2>/dev/null && pwd)" \
@@ -34,7 +37,14 @@ step() {  # step NAME LOG COMMAND...: run with a time limit, log, record the out
 }
 
 if [ -n "$wheelhouse" ]; then
-    "$python" -m venv --system-site-packages "$out/venv" || exit 1
+    "$python" -m venv --system-site-packages --without-pip "$out/venv" || exit 1
+    # --system-site-packages reaches the base interpreter's packages only: when python3 is a
+    # virtual environment's, its own packages (CuPy, PyTorch) are added by a .pth file.
+    # pip and setuptools come from there too (--without-pip: no older copies shadow them).
+    site_dir="$("$out/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+    "$python" -c 'import site, sys
+if sys.prefix != sys.base_prefix:
+    print("\n".join(site.getsitepackages()))' > "$site_dir/outer-environment.pth" || exit 1
     python="$out/venv/bin/python"
     step install install.log "$python" -m pip install --no-index --find-links "$wheelhouse" \
         --no-build-isolation --quiet ".[test]" || exit 1
@@ -72,6 +82,6 @@ step train train.log "$python" -m mlp train --backend cupy --epochs 2 --quiet --
     --save "$out/gpu.safetensors" --metrics "$out/metrics.jsonl" \
     && step evaluate evaluate.log "$python" -m mlp evaluate --checkpoint "$out/gpu.safetensors" \
         --backend numpy
-step bench bench.log "$python" -m mlp bench --gpu --out "$out" --overwrite
+step bench bench.log "$python" -m mlp bench --gpu --out "$out" --overwrite "${bench_options[@]}"
 echo "gpu_check: $([ "$status" -eq 0 ] && echo passed || echo FAILED), logs in $out"
 exit "$status"

@@ -224,6 +224,16 @@ def test_resume_is_bit_identical(tmp_path: Path, optimizer: str, fast: bool) -> 
     _assert_same_state(uninterrupted, resumed)
 
 
+@pytest.mark.parametrize("host_masks", [False, True])
+def test_restore_passes_host_masks_to_the_dropout_layers(tmp_path: Path, host_masks: bool) -> None:
+    from mlp.layers import Dropout
+
+    path = save(tmp_path / "m.safetensors", _model("adam", "float32"))
+    dropouts = [la for la in restore(path, host_masks=host_masks).layers
+                if isinstance(la, Dropout)]
+    assert dropouts and all(la.host_masks is host_masks for la in dropouts)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
     ("source", "target"),
@@ -248,8 +258,9 @@ def test_resume_is_bit_identical(tmp_path: Path, optimizer: str, fast: bool) -> 
 def test_cross_backend_restore(tmp_path: Path, source: str, target: str, dtype: str) -> None:
     _backend_or_skip(source)
     _backend_or_skip(target)
-    model = _model("adam", dtype, backend=source)
-    restored = restore(save(tmp_path / "m.safetensors", model), target)
+    # Host masks: a GPU backend drops the same units as the host backends.
+    model = _model("adam", dtype, backend=source, host_masks=True)
+    restored = restore(save(tmp_path / "m.safetensors", model), target, host_masks=True)
     assert restored.backend.name == target
     _assert_same_state(model, restored)
     # Both go on training; the kernels differ only in rounding.

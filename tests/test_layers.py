@@ -27,7 +27,9 @@ N, D = 3, 4
 
 class FixedMaskRng:
     """Stands in for a ``numpy.random.Generator``: the same numbers on every call, so a
-    :class:`Dropout` drops the same units in every forward pass of a finite-difference check."""
+    :class:`Dropout` drops the same units in every forward pass of a finite-difference check.
+    The layers draw their masks on the host (``host_masks=True``), so a GPU backend drops the
+    same units as the NumPy reference."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -50,10 +52,11 @@ LAYERS = {
     "tanh": lambda ops: Tanh(ops=ops),
     "gelu": lambda ops: GELU(ops=ops),
     "softmax": lambda ops: Softmax(ops=ops),
-    "dropout": lambda ops: Dropout(0.4, rng=FixedMaskRng(3)),
+    "dropout": lambda ops: Dropout(0.4, rng=FixedMaskRng(3), host_masks=True),
     "sequential": lambda ops: Sequential([
         Linear(D, 6, init="normal", std=0.5, ops=ops), Tanh(ops=ops),
-        Dropout(0.3, rng=FixedMaskRng(5)), Linear(6, 6, init="normal", std=0.5, ops=ops),
+        Dropout(0.3, rng=FixedMaskRng(5), host_masks=True),
+        Linear(6, 6, init="normal", std=0.5, ops=ops),
         GELU(ops=ops), Linear(6, 3, bias=False, ops=ops), Softmax(ops=ops),
     ]),
     "sequential-relu": lambda ops: Sequential([
