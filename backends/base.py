@@ -29,7 +29,9 @@ class Backend:
     ``activate`` makes a context manager that makes ``device`` the library's current device
     (CuPy: ``cupy.cuda.Device(i)``); ``None`` for libraries that need none. ``uniform(seed,
     shape)`` draws float32 samples in [0, 1) on the device from a 64-bit seed; ``None`` where
-    random numbers come from the host.
+    random numbers come from the host. ``capture(fn)`` records the device work of ``fn()`` as
+    a CUDA graph and returns ``(replay, fn's result)``; ``None`` where the library cannot (see
+    :attr:`capture_unsupported`).
     """
 
     def __init__(
@@ -46,6 +48,8 @@ class Backend:
         set_threads: Callable[[int], None] | None = None,
         activate: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
         uniform: Callable[[int, tuple[int, ...]], Array] | None = None,
+        capture: Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]] | None = None,
+        no_capture_reason: str | None = None,
     ) -> None:
         self.name = name
         self.xp = xp
@@ -59,6 +63,8 @@ class Backend:
         self._set_threads = set_threads
         self._activate = activate
         self._uniform = uniform
+        self._capture = capture
+        self._no_capture_reason = no_capture_reason
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
@@ -79,6 +85,30 @@ class Backend:
         through array-api-compat), so nothing may rely on a device selected once per process
         or thread. Re-entrant; a no-op for libraries with a single device."""
         return self._activate() if self._activate is not None else contextlib.nullcontext()
+
+    @property
+    def capture_unsupported(self) -> str | None:
+        """Why this backend cannot capture CUDA graphs (:meth:`capture`), ``None`` if it can."""
+        if self._capture is not None:
+            return None
+        return self._no_capture_reason or (
+            f"backend {self.name!r} on {self.device} has no CUDA graphs; use --backend torch "
+            "--device cuda")
+
+    def capture(self, fn: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
+        """Record the device work of ``fn()`` as a CUDA graph, on this backend's device.
+
+        Returns ``(replay, result)``: ``result`` is what ``fn`` returned, arrays the graph
+        writes; ``replay()`` runs the recorded work again on the current stream, reading and
+        writing the same arrays. Capturing does not run the work.
+
+        Raises:
+            BackendError: the backend cannot capture (:attr:`capture_unsupported`).
+        """
+        if self._capture is None:
+            raise BackendError(str(self.capture_unsupported))
+        with self.activate():
+            return self._capture(fn)
 
     def set_threads(self, n: int) -> None:
         """Use at most ``n`` CPU threads for the library's math (BLAS/OpenMP pools, and the
@@ -186,10 +216,19 @@ class Backend:
         """
         on_device = self.device_masks if on_device is None else on_device
         if on_device and self._uniform is not None:
-            seed = int(rng.integers(0, 2**63))
             with self.activate():
-                return self._uniform(seed, tuple(shape)) >= rate
+                return self.device_uniform(rng, shape) >= rate
         return self.asarray(rng.random(tuple(shape)) >= rate)
+
+    def device_uniform(self, rng: numpy.random.Generator, shape: tuple[int, ...]) -> Array:
+        """Float32 uniforms in [0, 1) of ``shape``, drawn on the device by the library's
+        generator from one 64-bit seed taken from ``rng`` (backends with :attr:`device_masks`
+        only): what :meth:`keep_mask` compares with the rate on the device."""
+        if self._uniform is None:
+            raise BackendError(f"backend {self.name!r} has no generator of its own")
+        seed = int(rng.integers(0, 2**63))
+        with self.activate():
+            return self._uniform(seed, tuple(shape))
 
     def permutation(self, rng: numpy.random.Generator, n: int) -> numpy.ndarray:
         """A host permutation of ``0..n-1`` (int64)."""

@@ -1,4 +1,4 @@
-"""CuPy fast paths: the optimizer updates as single fused elementwise kernels.
+"""CuPy fast paths: the optimizer updates and dropout as single fused elementwise kernels.
 
 Everything else comes from :class:`backends.inplace_ops.InplaceOps`, which CuPy's NumPy-like
 ``out=`` ufuncs serve unchanged. The kernels take every constant from the host, rounded to the
@@ -49,6 +49,18 @@ class CupyOps(InplaceOps):
             "mlp_sgd_update",
             options=_NO_FMA,
         )
+        self._dropout = cupy.ElementwiseKernel(
+            "T x, U u, U rate, T scale", "T y", "y = u >= rate ? x * scale : (T)0", "mlp_dropout",
+            options=_NO_FMA,
+        )
+
+    def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
+        # The rate in the uniforms' dtype and the scale in x's, as the generic expression
+        # promotes its Python scalars.
+        scale = x.dtype.type(1.0 / (1.0 - rate))
+        with self.device:
+            args = (x, u, u.dtype.type(rate), scale)
+            return self._dropout(*args) if out is None else self._dropout(*args, out)
 
     def buffer(self, shape: tuple[int, ...], dtype: Any) -> Array | None:
         with self.device:

@@ -91,9 +91,9 @@ class GenericOps:
         return self.xp.concat(parts)
 
     def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
-        """Inverted dropout of ``x (N, D)`` by the uniforms ``u (N, D)`` (float64, e.g. a host
-        generator's draws): ``x / (1 - rate)`` where ``u >= rate``, else 0. Its backward is the
-        same call on the gradient."""
+        """Inverted dropout of ``x (N, D)`` by the uniforms ``u (N, D)`` (a host generator's
+        float64 draws, or a device generator's float32 ones): ``x / (1 - rate)`` where
+        ``u >= rate``, else 0. Its backward is the same call on the gradient."""
         xp = self.xp
         return xp.where(u >= rate, x * (1.0 / (1.0 - rate)), xp.zeros_like(x))
 

@@ -90,21 +90,34 @@ def _cupy(device: Any) -> Backend:
         # between threads or nested entries.
         activate=lambda: cupy.cuda.Device(index),
         uniform=_cupy_uniform(cupy),
+        # CuPy raises NotImplementedError for any cuBLAS call while a stream is capturing
+        # (cupy_backends.cuda.libs.cublas.setStream), so a step with matrix products cannot be.
+        no_capture_reason="CuPy does not allow cuBLAS calls (the matrix products) inside a "
+                          "CUDA graph capture; use --backend torch --device cuda",
     )
 
 
 def _cupy_uniform(cupy: Any) -> Callable[[int, tuple[int, ...]], Any]:
-    """Float32 uniforms in [0, 1) from cuRAND's Philox generator, reseeded per call (cheap for
-    a counter-based generator). Created on first use, inside the backend's device context."""
-    generator: list[Any] = []
+    """Float32 uniforms in [0, 1) from a counter-based generator: element ``i`` is the top 24
+    bits of SplitMix64's output for ``seed + (i + 1) * golden ratio``, in one kernel and with
+    no generator state to reseed (cuRAND's reseeding costs a setup pass per call)."""
+    kernel = cupy.ElementwiseKernel(
+        "uint64 seed",
+        "float32 u",
+        """
+        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z = z ^ (z >> 31);
+        u = (float)(z >> 40) * (1.0f / 16777216.0f);
+        """,
+        "mlp_uniform",
+    )
 
     def uniform(seed: int, shape: tuple[int, ...]) -> Any:
-        if not generator:
-            generator.append(cupy.random.RandomState(
-                seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10))
-        else:
-            generator[0].seed(seed)
-        return generator[0].random_sample(shape, dtype=cupy.float32)
+        out = cupy.empty(shape, dtype=cupy.float32)
+        kernel(cupy.uint64(seed), out)
+        return out
 
     return uniform
 
@@ -155,6 +168,7 @@ def _torch(device: Any) -> Backend:
     sync: Callable[[], None] | None = None
     activate: Callable[[], Any] | None = None
     uniform: Callable[[int, tuple[int, ...]], Any] | None = None
+    capture: Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]] | None = None
     if dev.type == "cuda":
         def sync() -> None:
             torch.cuda.synchronize(dev)
@@ -163,6 +177,12 @@ def _torch(device: Any) -> Backend:
             return torch.cuda.device(dev)
 
         generator = torch.Generator(device=dev)
+
+        def capture(fn: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                result = fn()
+            return graph.replay, result
 
         def uniform(seed: int, shape: tuple[int, ...]) -> Any:
             generator.manual_seed(seed)
@@ -181,6 +201,7 @@ def _torch(device: Any) -> Backend:
         set_threads=torch.set_num_threads,
         activate=activate,
         uniform=uniform,
+        capture=capture,
     )
 
 

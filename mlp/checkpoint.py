@@ -362,11 +362,11 @@ def _check_arrays(header: dict[str, Any], arrays: dict[str, Any]) -> None:
 
 def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: Any = "numpy",
             device: Any = None, *, fast: bool = True, jit: bool | None = None,
-            host_masks: bool = False) -> MLP:
+            host_masks: bool = False, cuda_graph: bool = False) -> MLP:
     """Rebuild the saved model on ``backend``/``device``: parameters, optimizer buffers and
     update count, and the model's random state (dropout masks) exactly, so training goes on as
-    if uninterrupted, on any backend. ``fast``, ``jit`` and ``host_masks`` are as for
-    :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
+    if uninterrupted, on any backend. ``fast``, ``jit``, ``host_masks`` and ``cuda_graph`` are as
+    for :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
     moved between a GPU and another backend the same).
 
     Raises CheckpointError for an invalid checkpoint, backends.BackendError for a backend
@@ -381,7 +381,7 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
     except Invalid as exc:
         raise CheckpointError(cap(f"invalid checkpoint {where}: {exc}")) from None
     kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast, "jit": jit,
-                              "host_masks": host_masks}
+                              "host_masks": host_masks, "cuda_graph": cuda_graph}
     try:
         kwargs["loss"] = loss_from_config(ckpt.loss_config)
         kwargs["optimizer"] = optimizer_from_config(ckpt.optimizer_config)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import backends
 
 from ._xp import Array, array_namespace
+from .graph import GraphStep
 from .jit import compiled_step
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
@@ -117,6 +118,9 @@ class MLP:
             with the same numbers (:mod:`mlp.jit`). ``None``: wherever the backend compiles
             and the loss and optimizer are built-in; ``True``: a ``ValueError`` where it
             cannot; ``False``: the eager step.
+        cuda_graph: run :meth:`train_step` as a captured CUDA graph replayed per batch, with
+            the same numbers (:mod:`mlp.graph`; PyTorch on CUDA, no dropout); a
+            ``ValueError`` where it cannot.
 
     Every method that touches the model's arrays runs inside ``backend.activate()``, so a
     model on a second GPU stays there whatever device is current in the caller's thread.
@@ -145,6 +149,7 @@ class MLP:
         fast: bool = True,
         host_masks: bool = False,
         jit: bool | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         backend = backends.get(backend, device)
         if not fast:
@@ -178,6 +183,7 @@ class MLP:
             self.last_output: Array | None = None
             self._input_buffer: Array | None = None
             self.compiled = compiled_step(self, jit)
+            self.graph = GraphStep(self, self._eager_step) if cuda_graph else None
 
     @property
     def ops(self) -> backends.GenericOps:
@@ -222,7 +228,12 @@ class MLP:
         input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
         if self.compiled is not None:
             return self.compiled(self._check_input(x, finite=False), y)
-        out = self.layers.forward(self._check_input(x, finite=False), train=True)
+        if self.graph is not None:
+            return self.graph(self._check_input(x, finite=False), y)
+        return self._eager_step(self._check_input(x, finite=False), y)
+
+    def _eager_step(self, x: Array, y: Array) -> Array:
+        out = self.layers.forward(x, train=True)
         loss = self.loss.forward(out, y)
         self.layers.backward(self.loss.backward())
         self.optimizer.step()

@@ -500,3 +500,26 @@ def test_jit_and_no_jit_train_the_same_run_on_jax(tmp_path: Path, fake_data: Pat
     assert compiled["test_acc"] > 0.2  # learned something in 30 steps (chance: 0.1)
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
     assert compiled["test_acc"] == pytest.approx(eager["test_acc"], abs=2e-4)
+
+
+def test_cuda_graph_where_there_are_none_is_one_usage_line(tmp_path: Path) -> None:
+    run = run_mlp("train", "--cuda-graph", "--epochs", "1", cwd=tmp_path, env=clean_env(tmp_path))
+    assert run.returncode == 2
+    assert_usage_error(run.stderr, "mlp train",
+                       "--cuda-graph: backend 'numpy' on cpu has no CUDA graphs")
+
+
+@pytest.mark.gpu
+def test_cuda_graph_trains_the_same_run(tmp_path: Path, fake_data: Path, get_backend) -> None:
+    """PyTorch on CUDA, captured and eager: the same metrics (but the times)."""
+    get_backend("torch", "cuda")  # or skip, saying why
+    results = []
+    for flag in ("--cuda-graph", "--no-jit"):
+        run = run_mlp("train", "--backend", "torch", "--device", "cuda", flag, "--hidden", "16",
+                      "--batch-size", "500", "--epochs", "2", "--data-dir", fake_data,
+                      "--quiet", "--metrics", f"m{flag}.jsonl", cwd=tmp_path,
+                      env=clean_env(tmp_path))
+        assert run.returncode == 0, run.stderr
+        results.append([{k: v for k, v in m.items() if k not in ("seconds", "samples_per_s")}
+                        for m in read_metrics(tmp_path / f"m{flag}.jsonl")])
+    assert results[0] == results[1]

@@ -164,3 +164,23 @@ def test_a_steady_training_step_allocates_no_arrays(dropout, numpy_backend):
     logits_bytes = n * classes * 4
     assert peaks[False] > logits_bytes  # the measure sees arrays
     assert peaks[True] < logits_bytes / 2, peaks
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("u_dtype", DTYPES)
+def test_cupy_dropout_kernel_equals_generic(dtype, u_dtype, get_backend):
+    """CuPy's fused dropout kernel against the generic expression, bit for bit, with host
+    (float64) and device (float32) uniforms and rates whose float32 rounding goes either way."""
+    b = get_backend("cupy")
+    generic = GenericOps(b.xp, b.device)
+    x = b.asarray(_awkward((33, 17), dtype))
+    u = b.asarray(np.random.default_rng(1).random((33, 17)), u_dtype)
+    for rate in (0.0, 0.1, 0.2, 0.3, 0.5):
+        expected = b.to_numpy(generic.dropout(x, u, rate))
+        out = b.xp.full_like(x, 7)
+        got = b.ops.dropout(x, u, rate, out=out)
+        assert got is out
+        assert_array_equal(b.to_numpy(got), expected)
+        assert_array_equal(np.signbit(b.to_numpy(got)), np.signbit(expected))
+        assert_array_equal(b.to_numpy(b.ops.dropout(x, u, rate)), expected)

@@ -94,6 +94,14 @@ def plan(args: argparse.Namespace) -> Plan:
     if getattr(args, "jit", None) and getattr(backend, "jit", None) is None:
         raise UsageError(f"--jit: backend {backend.name!r} does not compile training steps; "
                          "use --backend jax, or leave --jit out")
+    if getattr(args, "cuda_graph", False):
+        why = backend.capture_unsupported or (
+            "the step with dropout cannot be captured; leave --dropout out" if
+            p.settings["dropout"] else None) or (
+            "a distributed step cannot be captured" if getattr(args, "distributed", False)
+            else None)
+        if why:
+            raise UsageError(f"--cuda-graph: {why}")
     p.in_place = resume is not None and save is not None and Path(save).exists() and (
         Path(save).resolve() == Path(resume).resolve())
     p.save = outputs.check_output(save, "--save", args.overwrite or p.in_place)
@@ -144,7 +152,8 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
             except CheckpointError as exc:
                 raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
             model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device,
-                                       jit=getattr(args, "jit", None))
+                                       jit=getattr(args, "jit", None),
+                                       cuda_graph=getattr(args, "cuda_graph", False))
             if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
                 # A longer (or shorter) run: the schedule spans the new total.
                 model.optimizer.schedule = rules.build_schedule(settings, steps)
@@ -154,7 +163,8 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
             choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
             resources.check_memory(settings, sizes, choice.name)
             model = rules.build_model({**settings, "device": device}, dataset.num_features,
-                                      dataset.num_classes, steps, jit=getattr(args, "jit", None))
+                                      dataset.num_classes, steps, jit=getattr(args, "jit", None),
+                                      cuda_graph=getattr(args, "cuda_graph", False))
 
     def log(text: str) -> None:
         if not quiet and root:

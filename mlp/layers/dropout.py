@@ -13,14 +13,15 @@ class Dropout(Layer):
     ``1 / (1 - rate)``; identity at evaluation. Shapes ``(N, D) -> (N, D)``.
 
     The mask comes from the seeded host generator ``rng`` (a model passes its backend's
-    ``rng(seed)``; :meth:`build` gives a free-standing layer the one it is built with). With a
-    ``backend`` the layer asks :meth:`backends.Backend.keep_mask` for it: on a device backend
-    that draws it on the device from one seed per step, so no ``(N, D)`` mask crosses from the
-    host each step; ``host_masks=True`` draws it on the host instead, so the same seed drops
-    the same units on every backend. Without a backend, and on host backends, the mask is
-    always ``rng.random(shape) >= rate``; on a host backend with in-place operations the
-    layer draws those uniforms into a reused buffer and applies them in one pass
-    (:meth:`backends.GenericOps.dropout`), with the same numbers.
+    ``rng(seed)``; :meth:`build` gives a free-standing layer the one it is built with). On a
+    device backend the layer draws float32 uniforms on the device
+    (:meth:`backends.Backend.device_uniform`, one seed per step) and applies them in one pass
+    (:meth:`backends.GenericOps.dropout`), so no ``(N, D)`` mask crosses from the host each step;
+    ``host_masks=True`` draws the mask on the host instead (:meth:`backends.Backend.keep_mask`),
+    so the same seed drops the same units on every backend. Without a backend, and on host
+    backends, the mask is always ``rng.random(shape) >= rate``; on a host backend with in-place
+    operations the layer draws those uniforms into a reused buffer and applies them in one
+    pass, with the same numbers.
     """
 
     def __init__(
@@ -62,6 +63,12 @@ class Dropout(Layer):
         if not train or self.rate == 0.0:
             return x
         shape = tuple(x.shape)
+        if keep is None and self._device_draws():
+            # Uniforms drawn on the device, applied (and in backward re-applied) in one pass.
+            ops = self.backend.ops
+            self._u = self.backend.device_uniform(self._generator(), shape)
+            return ops.dropout(x, self._u, self.rate,
+                               out=self._buffers.get(ops, "y", shape, x.dtype))
         ops = self._host_ops() if keep is None else None
         if ops is not None:
             # asarray shares the buffer's memory on a host backend; it counts as the transfer.
@@ -95,6 +102,11 @@ class Dropout(Layer):
             raise RuntimeError("Dropout needs a random generator to train: pass rng= "
                                "(e.g. backend.rng(seed)) or build() the layer")
         return self.rng
+
+    def _device_draws(self) -> bool:
+        """Whether the uniforms come from the backend's own generator, on its device."""
+        b = self.backend
+        return b is not None and not self.host_masks and b.device_masks
 
     def _host_ops(self) -> Any:
         """The backend's in-place operations where the uniforms can be drawn straight into a

@@ -1,0 +1,151 @@
+"""The training step captured once as a CUDA graph and replayed for every batch.
+
+At small batches a GPU step is launch-bound: dozens of small kernels, each launched from
+Python. A CUDA graph records the launches of one step once and replays them with a single
+call. :class:`GraphStep` captures the model's own eager step (forward, loss, backward and the
+optimizer update, written with the backend's operations) on fixed buffers:
+
+- the batch is copied into captured input buffers before each replay;
+- what the host changes from step to step (the learning rate of a schedule, Adam's
+  bias-corrected constants) lives in 0-d device arrays filled before each replay, computed
+  on the host exactly as the eager step computes them (the update code of :mod:`mlp.jit`);
+- the new parameters and optimizer state are copied back into the arrays the graph reads, so
+  every replay starts from the previous one's result.
+
+One graph per batch size (an epoch's smaller last batch captures a second one). The first
+update of a model runs eagerly (it creates SGD's velocity and warms the allocator); a graph
+is captured again whenever the parameter or state arrays were replaced (a checkpoint loaded,
+an eager step in between). The loss and outputs a replay returns are the graph's own arrays,
+overwritten by the next replay: copy them to keep them.
+
+Dropout is not supported (its masks would have to be drawn inside the graph); neither are
+custom losses and optimizers (:func:`unsupported`). The backend must be able to capture
+(:attr:`backends.Backend.capture`: PyTorch on CUDA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._xp import Array
+from .jit import UPDATES
+from .layers import Dropout
+from .losses import LOSSES
+
+if TYPE_CHECKING:
+    from .model import MLP
+
+
+def unsupported(model: MLP) -> str | None:
+    """Why ``model``'s step cannot be captured as a CUDA graph, or ``None`` when it can."""
+    reason = getattr(model.backend, "capture_unsupported", None)
+    if reason:
+        return reason
+    if type(model.optimizer) not in UPDATES:
+        return (f"a captured step supports the optimizers SGD, Adam and AdamW, not "
+                f"{type(model.optimizer).__name__}")
+    if type(model.loss) not in LOSSES.values():
+        return (f"a captured step supports the built-in losses {', '.join(LOSSES)}, not "
+                f"{type(model.loss).__name__}")
+    if any(isinstance(layer, Dropout) and layer.rate for layer in model.layers):
+        return "a captured step does not support dropout"
+    return None
+
+
+@dataclass
+class _Captured:
+    """One captured step: its replay, input buffers, per-step scalars and results."""
+
+    replay: Callable[[], None]
+    x: Array
+    y: Array
+    scalars: list[Array]
+    fixed: tuple[Any, ...]
+    arrays: tuple[Array, ...]  # the parameter vector and optimizer state the graph reads
+    loss: Array
+    out: Array
+
+
+class GraphStep:
+    """``model.train_step`` as a replayed CUDA graph (see the module docstring).
+
+    Calling it does what the eager step does, with the same numbers: it updates the
+    parameters, the optimizer's state and update count, and ``model.last_output``, and returns
+    the batch loss as a 0-d array.
+
+    Raises:
+        ValueError: the model's step cannot be captured (see :func:`unsupported`).
+    """
+
+    def __init__(self, model: MLP, eager: Callable[[Array, Array], Array]) -> None:
+        reason = unsupported(model)
+        if reason is not None:
+            raise ValueError(f"cannot capture the training step as a CUDA graph: {reason}")
+        self.model = model
+        self._eager = eager
+        self._graphs: dict[tuple[int, ...], _Captured] = {}
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        model = self.model
+        opt = model.optimizer
+        if opt.steps == 0:
+            return self._eager(x, y)
+        kind = UPDATES[type(opt)]
+        scalars, fixed = kind.host(opt)
+        key = (*x.shape, *y.shape)
+        cap = self._graphs.get(key)
+        if cap is None or cap.fixed != fixed or not self._current(cap):
+            cap = self._graphs[key] = self._capture(x, y, scalars, fixed)
+        cap.x[...] = x
+        cap.y[...] = y
+        for buffer, value in zip(cap.scalars, scalars, strict=True):
+            buffer[...] = value
+        cap.replay()
+        opt.steps += 1
+        model.last_output = cap.out
+        return cap.loss
+
+    def _arrays(self) -> tuple[Array, ...]:
+        model = self.model
+        return (model.store.flat, *UPDATES[type(model.optimizer)].state(model.optimizer))
+
+    def _current(self, cap: _Captured) -> bool:
+        """Whether the graph still reads the model's arrays (none was replaced since)."""
+        now = self._arrays()
+        return len(now) == len(cap.arrays) and all(
+            a is b for a, b in zip(now, cap.arrays, strict=True))
+
+    def _capture(self, x: Array, y: Array, values: list[float],
+                 fixed: tuple[Any, ...]) -> _Captured:
+        model = self.model
+        xp, store, backend = model.xp, model.store, model.backend
+        kind = UPDATES[type(model.optimizer)]
+        dev = backend.device
+        static_x = xp.empty(x.shape, dtype=x.dtype, device=dev)
+        static_y = xp.empty(y.shape, dtype=y.dtype, device=dev)
+        static_x[...] = x
+        static_y[...] = y
+        scalars = [xp.asarray(v, dtype=model.dtype, device=dev) for v in values]
+        flat, *state = arrays = self._arrays()
+        saved = [xp.asarray(a, copy=True) for a in arrays]
+
+        def step() -> tuple[Array, Array]:
+            out = model.layers.forward(static_x, train=True)
+            loss = model.loss.forward(out, static_y)
+            model.layers.backward(model.loss.backward())
+            p, new_state = kind.apply(model.ops, flat, store.flat_grad(), tuple(state),
+                                      tuple(scalars), fixed)
+            for old, new in zip(arrays, (p, *new_state), strict=True):
+                if new is not old:
+                    old[...] = new
+            return loss, out
+
+        replay, (loss, out) = backend.capture(step)
+        # Capturing records the step without running it; where a capture runs it too, this
+        # undoes its update, so that only the replays change the model.
+        for a, before in zip(arrays, saved, strict=True):
+            a[...] = before
+        store.set_flat(flat)
+        return _Captured(replay, static_x, static_y, scalars, fixed, arrays, loss, out)
