@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
 from typing import Any
@@ -77,9 +78,23 @@ def gpu_info() -> dict[str, Any]:
             gpus["cupy"] = [cupy.cuda.runtime.getDeviceProperties(i)["name"].decode()
                             for i in range(count)]
             gpus["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+            gpus["cuda_driver"] = cupy.cuda.runtime.driverGetVersion()
         except Exception:  # noqa: BLE001 - no driver, no device: simply no GPU
             pass
+    if gpus:
+        gpus["driver"] = _nvidia_driver()
+        gpus["tf32"] = os.environ.get("CUPY_TF32", "0") == "1"
     return gpus
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver's version from ``nvidia-smi``, ``None`` where it cannot be read."""
+    try:
+        run = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return run.stdout.split("\n")[0].strip() or None
 
 
 def collect() -> dict[str, Any]:

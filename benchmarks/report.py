@@ -37,7 +37,7 @@ TARGET_FLOOR, MUST_FLOOR = 1.2, 1.3
 TARGET_PEER, MUST_PEER = 1.5, 1.4
 #: The CLI's epoch and the benchmark's must agree within this fraction.
 CLI_AGREEMENT = 0.10
-STEP_KINDS = ("forward", "backward", "step", "floor", "step-dropout")
+STEP_KINDS = ("forward", "backward", "step", "floor", "step-dropout", "step-graph")
 
 NAN = math.nan
 
@@ -290,6 +290,8 @@ def machine_section(data: dict[str, Any]) -> str:
     gpu = info.get("gpu") or {}
     names = sorted({n for key in ("torch", "cupy") for n in gpu.get(key, [])})
     gpu_text = ", ".join(names) if names else "none"
+    if names:
+        gpu_text += f"; {gpu_software(gpu)}"
     versions = info.get("versions", {})
     version_text = ", ".join([f"Python {info.get('python', '?')}"]
                              + [f"{k} {v}" for k, v in versions.items()])
@@ -303,6 +305,33 @@ def machine_section(data: dict[str, Any]) -> str:
         ["Date", f"{info.get('date') or str(data.get('datetime', '?'))[:16]} ({source})"],
     ]
     return "## Machine\n\n" + "\n".join(f"- **{name}**: {value}" for name, value in rows)
+
+
+def _gpu(data: dict[str, Any]) -> dict[str, Any]:
+    return data.get("machine_info", {}).get("mlp", {}).get("gpu") or {}
+
+
+def _cuda_version(code: Any) -> str:
+    """CUDA's integer version (``13000``) as ``13.0``."""
+    return f"{int(code) // 1000}.{int(code) % 1000 // 10}" if code else "?"
+
+
+def gpu_software(gpu: dict[str, Any]) -> str:
+    """The GPU's driver, CUDA versions and TF32 setting, as the report's header states them."""
+    parts = [f"driver {gpu.get('driver') or '?'}"]
+    if "cuda_runtime" in gpu:
+        parts.append(f"CUDA runtime {_cuda_version(gpu['cuda_runtime'])} (CuPy), driver API "
+                     f"{_cuda_version(gpu.get('cuda_driver'))}")
+    if gpu.get("torch_cuda"):
+        parts.append(f"PyTorch built for CUDA {gpu['torch_cuda']}")
+    parts.append(f"TF32 {tf32_text(gpu)}")
+    return ", ".join(parts)
+
+
+def tf32_text(gpu: dict[str, Any]) -> str:
+    """Whether float32 GPU matrix products used TF32 in the run."""
+    return ("on (CUPY_TF32=1, and torch.backends.cuda.matmul.allow_tf32)" if gpu.get("tf32")
+            else "off (float32 products in full float32; CUPY_TF32=1 turns it on)")
 
 
 def _torch_version(data: dict[str, Any]) -> str | None:
@@ -539,13 +568,34 @@ def dropout_section(rows: list[StepRow]) -> list[str]:
                     "target"], table, right_from=2), ""]
 
 
+def graph_section(rows: list[StepRow]) -> list[str]:
+    """The step captured as a CUDA graph against the eager step and PyTorch's eager step."""
+    measured = [r for r in rows if not math.isnan(r.time("step-graph"))]
+    if not measured:
+        return []
+    table = [[r.backend, r.size, str(r.batch), r.dtype, _ms(r.time("step-graph")),
+              _ms(r.time("step")), _x(_ratio(r.time("step"), r.time("step-graph"))),
+              _x(_ratio(r.peer, r.time("step-graph"))), _below(_ratio(r.time("step-graph"),
+                                                                      r.time("floor")))]
+             for r in measured]
+    return ["### The step as a CUDA graph", "",
+            "`--cuda-graph`: the same step (same numbers) captured once and replayed per batch; "
+            "× eager and × PyTorch are speed-ups (higher is faster).", "",
+            _table(["Backend", "Model", "Batch", "Dtype", "Graph step ms", "Eager step ms",
+                    "× eager", "× PyTorch eager", "× floor"], table, right_from=2), ""]
+
+
 def step_section(rows: list[StepRow], plots: dict[str, str],
-                 torch_version: str | None = None) -> str:
-    """The per-configuration table and its plots."""
+                 torch_version: str | None = None, tf32: bool = False) -> str:
+    """The per-configuration table and its plots; GPU float32 rows say whether TF32 was on."""
     lines = ["## Per step", ""]
     if not rows:
         return "\n".join(lines + ["No per-step benchmarks in this run.", ""])
-    table = [[r.backend, r.size, str(r.batch), r.dtype, _ms(r.time("forward")),
+    def dtype(r: StepRow) -> str:
+        gpu32 = r.device == "cuda" and r.dtype == "float32"
+        return f"{r.dtype}, TF32 {'on' if tf32 else 'off'}" if gpu32 else r.dtype
+
+    table = [[r.backend, r.size, str(r.batch), dtype(r), _ms(r.time("forward")),
               _ms(r.time("backward")), _ms(r.time("step")), _ms(r.time("floor")), _ms(r.peer),
               _num(r.gflops), _below(r.x_floor), _x(r.x_torch)] for r in rows]
     lines.append(_table(["Backend", "Model", "Batch", "Dtype", "Forward ms", "Backward ms",
@@ -556,6 +606,7 @@ def step_section(rows: list[StepRow], plots: dict[str, str],
         lines += [f"No PyTorch column: {missing_peer(torch_version)}.", ""]
     lines += _below_note([r.x_floor for r in rows])
     lines += dropout_section(rows)
+    lines += graph_section(rows)
     for key, alt in (("ratio_floor", "step time over GEMM floor"),
                      ("ratio_pytorch", "speed relative to PyTorch"),
                      ("step_ms", "milliseconds per step")):
@@ -571,10 +622,14 @@ def render(data: dict[str, Any], steps: list[StepRow], epochs: list[EpochRow],
     if note:
         parts += [note, ""]
     torch_version = _torch_version(data)
-    parts += [machine_section(data), "", contest_section(contest_from(data), torch_version),
-              phases_section(phases_from(data)), jax_section(data),
-              epoch_section(epochs, plots, torch_version),
-              step_section(steps, plots, torch_version), WHAT_IS_MEASURED]
+    parts += [machine_section(data), ""]
+    if not (steps and all(r.device == "cuda" for r in steps)):
+        # The headline contest, the breakdown and JAX are CPU benchmarks: a GPU run has none.
+        parts += [contest_section(contest_from(data), torch_version),
+                  phases_section(phases_from(data)), jax_section(data)]
+    parts += [epoch_section(epochs, plots, torch_version),
+              step_section(steps, plots, torch_version, tf32=bool(_gpu(data).get("tf32"))),
+              WHAT_IS_MEASURED]
     return "\n".join(parts)
 
 

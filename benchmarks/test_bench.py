@@ -45,6 +45,7 @@ from .workloads import (
     GemmFloor,
     PeerConfig,
     TorchPeer,
+    apply_tf32,
     configs,
     epoch_data,
     epoch_flops,
@@ -73,8 +74,10 @@ def _marks(spec: BackendSpec | None = None, device: str | None = None,
     return marks
 
 
-def _config_params() -> Iterator[Any]:
+def _config_params(gpu_only: bool = False) -> Iterator[Any]:
     for cfg in configs():
+        if gpu_only and not cfg.spec.gpu:
+            continue
         yield pytest.param(cfg, id=cfg.id, marks=_marks(cfg.spec, quick=cfg.quick))
 
 
@@ -111,25 +114,38 @@ class Case:
 
 def _backend(spec: BackendSpec) -> backends.Backend:
     try:
-        return backends.get(spec.backend, spec.device)
+        backend = backends.get(spec.backend, spec.device)
     except BackendError as exc:
         pytest.skip(f"backend {spec.id} unavailable: {exc}")
+    apply_tf32()
+    return backend
 
 
 def _model(spec: BackendSpec, sizes: tuple[int, ...], dtype: str, lr: float,
-           dropout: float = 0.0) -> MLP:
+           dropout: float = 0.0, cuda_graph: bool = False) -> MLP:
     backend = _backend(spec)
+    if cuda_graph and backend.capture_unsupported:
+        pytest.skip(f"backend {spec.id}: {backend.capture_unsupported}")
     try:
         return MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0,
-                   dropout=dropout)
+                   dropout=dropout, cuda_graph=cuda_graph)
     except BackendError as exc:
         pytest.skip(f"backend {spec.id} cannot run {dtype}: {exc}")
 
 
 @pytest.fixture(params=list(_config_params()))
 def case(request: pytest.FixtureRequest) -> Case:
-    cfg: Config = request.param
-    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR)
+    return _case(request.param)
+
+
+@pytest.fixture(params=list(_config_params(gpu_only=True)))
+def gpu_case(request: pytest.FixtureRequest) -> Case:
+    """A GPU configuration's case, its model's step captured as a CUDA graph."""
+    return _case(request.param, cuda_graph=True)
+
+
+def _case(cfg: Config, cuda_graph: bool = False) -> Case:
+    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR, cuda_graph=cuda_graph)
     rng = numpy.random.default_rng(1)
     x = model.backend.asarray(rng.random((cfg.batch, cfg.sizes[0])), cfg.dtype)
     y = model.backend.asarray(rng.integers(0, cfg.sizes[-1], cfg.batch))
@@ -205,6 +221,19 @@ def test_step_dropout(benchmark: Any, case: Case) -> None:
         sync()
 
     _record_case(benchmark, case, "step-dropout")
+    benchmark(run)
+
+
+def test_step_graph(benchmark: Any, gpu_case: Case) -> None:
+    """The same step captured as a CUDA graph and replayed (GPU backends that capture)."""
+    model, x, y, sync = gpu_case.model, gpu_case.x, gpu_case.y, gpu_case.sync
+    model.train_step(x, y)  # the first update runs eagerly; the second captures
+
+    def run() -> None:
+        model.train_step(x, y)
+        sync()
+
+    _record_case(benchmark, gpu_case, "step-graph")
     benchmark(run)
 
 

@@ -8,6 +8,7 @@ benchmark is :data:`benchmarks.measured.WHAT_IS_MEASURED`.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,12 @@ SIZES: dict[str, tuple[int, ...]] = {
     "784-100-10": (784, 100, 10),
     "784-512-512-10": (784, 512, 512, 10),
     "784-2048-2048-10": (784, 2048, 2048, 10),
+    "784-4096-4096-10": (784, 4096, 4096, 10),
 }
 SMALLEST = "784-100-10"
+#: The sizes of each device kind: a GPU needs wide layers before the matrix products dominate.
+CPU_SIZES = ("784-100-10", "784-512-512-10", "784-2048-2048-10")
+GPU_SIZES = ("784-512-512-10", "784-2048-2048-10", "784-4096-4096-10")
 #: The configuration of the ``--quick`` run and of the epoch headline.
 QUICK_SIZE, QUICK_BATCH, QUICK_DTYPE = "784-512-512-10", 128, "float32"
 CPU_BATCHES = (128, 1024)
@@ -119,9 +124,9 @@ def configs() -> list[Config]:
         if spec.smoke:
             out += [Config(spec, SMALLEST, CPU_BATCHES[0], dtype) for dtype in DTYPES]
             continue
-        batches = GPU_BATCHES if spec.gpu else CPU_BATCHES
+        batches, sizes = (GPU_BATCHES, GPU_SIZES) if spec.gpu else (CPU_BATCHES, CPU_SIZES)
         out += [Config(spec, size, batch, dtype)
-                for size in SIZES for batch in batches for dtype in DTYPES]
+                for size in sizes for batch in batches for dtype in DTYPES]
     return out
 
 
@@ -146,10 +151,26 @@ class PeerConfig(_Shape):
 def peer_configs() -> list[PeerConfig]:
     """The peer for every (device, size, batch, dtype) that a non-smoke backend covers."""
     out = []
-    for device, batches in (("cpu", CPU_BATCHES), ("cuda", GPU_BATCHES)):
+    for device, batches, sizes in (("cpu", CPU_BATCHES, CPU_SIZES),
+                                   ("cuda", GPU_BATCHES, GPU_SIZES)):
         out += [PeerConfig(device, size, batch, dtype)
-                for size in SIZES for batch in batches for dtype in DTYPES]
+                for size in sizes for batch in batches for dtype in DTYPES]
     return out
+
+
+def tf32() -> bool:
+    """Whether float32 matrix products on a GPU may use TF32 tensor cores: CuPy's own switch,
+    ``CUPY_TF32=1``, which the suite applies to PyTorch as well (:func:`apply_tf32`)."""
+    return os.environ.get("CUPY_TF32", "0") == "1"
+
+
+def apply_tf32() -> None:
+    """Give PyTorch's CUDA matrix products the TF32 setting of :func:`tf32` (when loaded)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "backends"):
+        torch.backends.cuda.matmul.allow_tf32 = tf32()
 
 
 # --- arithmetic ----------------------------------------------------------------------------
@@ -272,6 +293,7 @@ class TorchPeer:
         import torch
         from torch import nn
 
+        apply_tf32()
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)

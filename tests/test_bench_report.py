@@ -356,3 +356,35 @@ def test_the_cli_contestant_trains_on_the_contest_data(tmp_path: Path) -> None:
     assert "--data-dir" not in cmd and cmd[cmd.index("--dataset") + 1] == "mnist"
     assert [cmd[cmd.index(flag) + 1] for flag in ("--hidden", "--batch-size", "--epochs")] == [
         "512,512", "128", "2"]
+
+
+def _gpu_run(tf32: bool) -> dict[str, Any]:
+    ms = 1e-3
+    benches = [_bench(kind, "torch-cuda", t * ms, device="cuda", dtype=dtype)
+               for dtype in ("float32", "float64")
+               for kind, t in (("step", 0.8), ("floor", 0.2), ("step-graph", 0.25))]
+    benches += [_bench("peer", "torch.nn", 1.8 * ms, device="cuda", dtype=d)
+                for d in ("float32", "float64")]
+    machine = {**_synthetic()["machine_info"]["mlp"],
+               "gpu": {"torch": ["NVIDIA Test GPU"], "torch_cuda": "13.0", "driver": "580.1",
+                       "cupy": ["NVIDIA Test GPU"], "cuda_runtime": 13020, "cuda_driver": 13000,
+                       "tf32": tf32}}
+    return {"machine_info": {"mlp": machine}, "datetime": "2030-01-01T00:00:00",
+            "benchmarks": benches}
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_a_gpu_report_names_the_gpu_software_tf32_and_the_graph_step(tf32: bool) -> None:
+    data = _gpu_run(tf32)
+    steps, epochs = report.summarize(data)
+    text = report.render(data, steps, epochs, plots={})
+    state = "on" if tf32 else "off"
+    assert ("driver 580.1, CUDA runtime 13.2 (CuPy), driver API 13.0, PyTorch built for CUDA "
+            f"13.0, TF32 {state}") in text
+    per_step = _section(text, "## Per step")
+    assert f"| float32, TF32 {state} |" in per_step and "| float64 |" in per_step
+    graph = _section(text, "### The step as a CUDA graph")
+    # 0.25 ms captured against 0.8 ms eager and 1.8 ms of PyTorch eager
+    assert "| 0.250 | 0.800 | 3.20× | 7.20× |" in graph
+    # The CPU headline, breakdown and JAX sections belong to CPU runs.
+    assert "## Headline" not in text and "## Our step on JAX" not in text

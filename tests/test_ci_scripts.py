@@ -68,6 +68,27 @@ def test_gpu_check_without_a_gpu_exits_3_and_writes_under_a_relative_out(tmp_pat
     assert "no CUDA device" in (out / "summary.txt").read_text()
 
 
+def test_gpu_check_installs_into_a_venv_that_sees_the_outer_environment(tmp_path: Path) -> None:
+    """With a wheelhouse the check installs the project into OUT/venv. Run from a virtual
+    environment (as on the GPU machines, whose python3 is one), the new venv must see that
+    environment's packages: here the wheelhouse is empty, so the install only succeeds if
+    NumPy, safetensors, ... are found through it."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the test suite is not running in a virtual environment")
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("this machine has a CUDA device: the check would run the GPU steps")
+    except Exception:  # noqa: BLE001 - no CuPy, or no driver: the case under test
+        pass
+    (tmp_path / "wheels").mkdir()
+    run = _gpu_check(tmp_path, "out", "wheels", "--quick")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "install: exit 0" in (tmp_path / "out" / "summary.txt").read_text()
+    assert "backends:" in (tmp_path / "out" / "info.log").read_text()
+
+
 def _two_cupy_installs(tmp_path: Path) -> Path:
     """A folder for PYTHONPATH in which two CuPy distributions appear installed."""
     site = tmp_path / "site"
