@@ -170,6 +170,11 @@ class Backend:
             return self._to_numpy(x)
         return numpy.asarray(x)
 
+    def host_view(self, x: Array) -> numpy.ndarray:
+        """A NumPy array sharing the memory of ``x``, an array of a host backend (NumPy, PyTorch
+        on CPU): what is written into it lands in ``x``. Not a transfer."""
+        return numpy.asarray(x)
+
     def to_host_copy(self, x: Array) -> numpy.ndarray:
         """A host NumPy array of ``x`` that the caller owns: writable, C-contiguous and
         sharing no memory with ``x``."""

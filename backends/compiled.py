@@ -37,6 +37,9 @@ class Kernels(NamedTuple):
     ``max(x + b, 0)`` (NaN to 0) for ``x (N, D)``, ``b (D,)``; ``relu_grad_sum(g, y, out, sums)``
     writes ``g * (y > 0)`` and its column sums, added row after row as NumPy's ``sum(axis=0)``
     adds them; ``one_hot(labels, out)`` writes rows of 0/1 for ``(N,)`` integer labels.
+    ``adam_moments(p, g, m, v, l2, beta1, c1, beta2, c2)`` and
+    ``adam_finish(p, m, root, eps_hat, step_size, shrink)`` are ``adam`` in two halves around
+    ``root = sqrt(v)``, for libraries whose square root the update must share (PyTorch's).
     """
 
     adam: Any
@@ -45,6 +48,8 @@ class Kernels(NamedTuple):
     bias_relu: Any
     relu_grad_sum: Any
     one_hot: Any
+    adam_moments: Any
+    adam_finish: Any
 
 
 def available() -> bool:
@@ -102,6 +107,21 @@ def _build() -> Kernels:
                 pi = pi * shrink
             p[i] = pi - step_size * (mi / (math.sqrt(vi) + eps_hat))
 
+    def adam_moments(p, g, m, v, l2, b1, c1, b2, c2):  # pragma: no cover
+        for i in range(p.shape[0]):
+            gi = g[i]
+            if l2 != 0:
+                gi = gi + l2 * p[i]
+            m[i] = b1 * m[i] + c1 * gi
+            v[i] = b2 * v[i] + c2 * (gi * gi)
+
+    def adam_finish(p, m, root, eps_hat, step_size, shrink):  # pragma: no cover
+        for i in range(p.shape[0]):
+            pi = p[i]
+            if shrink != 1:
+                pi = pi * shrink
+            p[i] = pi - step_size * (m[i] / (root[i] + eps_hat))
+
     def sgd(p, g, vel, lr, momentum, nesterov, wd, first):  # pragma: no cover
         for i in range(p.shape[0]):
             gi = g[i]
@@ -140,7 +160,8 @@ def _build() -> Kernels:
     with _cache_into(folder) if folder is not None else contextlib.nullcontext():
         return Kernels(adam=jit(adam), sgd=jit(sgd), dropout=jit(dropout),
                        bias_relu=jit(bias_relu), relu_grad_sum=jit(relu_grad_sum),
-                       one_hot=jit(one_hot))
+                       one_hot=jit(one_hot), adam_moments=jit(adam_moments),
+                       adam_finish=jit(adam_finish))
 
 
 _kernels: Kernels | None = None

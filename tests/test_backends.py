@@ -18,6 +18,7 @@ from backends import Backend, BackendError, GenericOps
 from backends.cupy_ops import CupyOps
 from backends.inplace_ops import InplaceOps
 from backends.registry import INSTALL_HINT, _import
+from backends.torch_ops import TorchOps
 
 
 def test_available_lists_every_backend_with_ok_or_error():
@@ -267,7 +268,7 @@ def test_set_threads_reaches_torch():
         torch.set_num_threads(before)
 
 
-OVERRIDING = [InplaceOps, CupyOps]
+OVERRIDING = [InplaceOps, CupyOps, TorchOps]
 
 
 @pytest.mark.parametrize("cls", OVERRIDING, ids=lambda c: c.__name__)

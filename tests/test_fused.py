@@ -9,7 +9,7 @@ from numpy.testing import assert_array_equal
 
 from backends import GenericOps, compiled
 from backends.inplace_ops import InplaceOps
-from mlp import MLP
+from mlp import MLP, SGD, Adam, AdamW
 
 DTYPES = ["float32", "float64"]
 
@@ -184,3 +184,109 @@ def test_cupy_dropout_kernel_equals_generic(dtype, u_dtype, get_backend):
         assert_array_equal(b.to_numpy(got), expected)
         assert_array_equal(np.signbit(b.to_numpy(got)), np.signbit(expected))
         assert_array_equal(b.to_numpy(b.ops.dropout(x, u, rate)), expected)
+
+
+# --- PyTorch on the CPU: TorchOps --------------------------------------------------------
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def torch_backend(request, get_backend):
+    """The torch CPU backend on TorchOps, with the Numba loops and without."""
+    import torch
+
+    from backends.torch_ops import TorchOps
+
+    b = get_backend("torch")
+    assert isinstance(b.ops, TorchOps), "the torch CPU backend should run on TorchOps"
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+    ops = TorchOps(b.xp, torch, b.device, compiled=request.param == "compiled")
+    assert (ops.kernels is not None) == (request.param == "compiled")
+    return b.with_ops(ops)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_ops_equal_generic(dtype, torch_backend):
+    """Every TorchOps method against GenericOps on the same tensors, bit for bit (signed zeros,
+    NaN, infinities and subnormals included), writing into the ``out=`` it is given."""
+    import torch
+
+    b = torch_backend
+    generic, fast = GenericOps(b.xp, b.device), b.ops
+    x, g = (b.asarray(_awkward((33, 17), dtype, seed=s)) for s in (0, 1))
+    w = b.asarray(np.random.default_rng(2).standard_normal((17, 5)), dtype)
+    bias = b.asarray(np.random.default_rng(3).standard_normal(17), dtype)
+    u = b.asarray(np.random.default_rng(4).random((33, 17)), "float64")
+    idx = b.asarray(np.array([3, 0, 32, 3]))
+    pixels = torch.as_tensor(np.random.default_rng(5).integers(0, 256, (33, 17)),
+                             dtype=torch.uint8)
+    labels = b.asarray(np.random.default_rng(6).integers(0, 5, 33))
+
+    def check(name, want, got_fn, shape, out_dtype=x.dtype):
+        out = torch.full(shape, 7, dtype=out_dtype)
+        got = got_fn(out)
+        assert got.data_ptr() == out.data_ptr(), f"{name} did not write into out"
+        assert_array_equal(b.to_numpy(got), b.to_numpy(want), err_msg=name)
+        assert_array_equal(np.signbit(b.to_numpy(got)), np.signbit(b.to_numpy(want)),
+                           err_msg=name)
+
+    with np.errstate(all="ignore"):
+        check("matmul", generic.matmul(x, w), lambda o: fast.matmul(x, w, out=o), (33, 5))
+        check("add", generic.add(x, g), lambda o: fast.add(x, g, out=o), (33, 17))
+        check("relu", generic.relu(x), lambda o: fast.relu(x, out=o), (33, 17))
+        check("relu_grad", generic.relu_grad(g, x), lambda o: fast.relu_grad(g, x, out=o),
+              (33, 17))
+        check("bias_relu", generic.bias_relu(x, bias), lambda o: fast.bias_relu(x, bias, out=o),
+              (33, 17))
+        d, sums = generic.relu_grad_sum(g, x)
+        check("relu_grad_sum", d, lambda o: fast.relu_grad_sum(g, x, out=o)[0], (33, 17))
+        check("sum_rows", generic.sum_rows(g), lambda o: fast.sum_rows(g, out=o), (17,))
+        check("take_rows", generic.take_rows(x, idx), lambda o: fast.take_rows(x, idx, out=o),
+              (4, 17))
+        check("to_float", generic.to_float(pixels, 1 / 255, x.dtype),
+              lambda o: fast.to_float(pixels, 1 / 255, x.dtype, out=o), (33, 17))
+        for rate in (0.0, 0.3):
+            check(f"dropout {rate}", generic.dropout(x, u, rate),
+                  lambda o, r=rate: fast.dropout(x, u, r, out=o), (33, 17))
+        check("one_hot", generic.one_hot(labels, 5, x.dtype),
+              lambda o: fast.one_hot(labels, 5, x.dtype, out=o), (33, 5))
+    z = b.asarray(np.random.default_rng(7).standard_normal((33, 5)) * 5, dtype)
+    t = generic.one_hot(labels, 5, z.dtype) * 0.9 + 0.02
+    loss, grad = generic.softmax_xent(z, t, 1 / 33)
+    from backends.ops import Buffers
+
+    got_loss, got_grad = fast.softmax_xent(z, t, 1 / 33, out=torch.empty_like(z),
+                                           scratch=Buffers())
+    assert float(got_loss) == float(loss)
+    assert_array_equal(b.to_numpy(got_grad), b.to_numpy(grad))
+
+
+OPTIMIZER_CASES = {
+    "adam": lambda: Adam(2e-3),
+    "adam-l2": lambda: Adam(2e-3, weight_decay=0.01),
+    "adamw": lambda: AdamW(2e-3, weight_decay=0.05),
+    "sgd": lambda: SGD(0.05),
+    "momentum-wd": lambda: SGD(0.05, momentum=0.9, weight_decay=1e-3),
+    "nesterov": lambda: SGD(0.05, momentum=0.9, nesterov=True),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZER_CASES))
+def test_torch_fast_and_portable_train_to_the_same_numbers(optimizer, dtype, torch_backend):
+    """A model on TorchOps (in place) and on the portable operations: the same losses and
+    parameters after every step, with dropout and label smoothing."""
+    from mlp import SoftmaxCrossEntropy
+
+    b = torch_backend
+    x = b.asarray(np.random.default_rng(0).random((24, 12)), dtype)
+    y = b.asarray(np.random.default_rng(1).integers(0, 3, 24))
+    models = [MLP([12, 16, 16, 3], dropout=0.25, dtype=dtype, seed=3, backend=b, fast=fast,
+                  optimizer=OPTIMIZER_CASES[optimizer](),
+                  loss=SoftmaxCrossEntropy(label_smoothing=0.1)) for fast in (True, False)]
+    assert models[0].ops.inplace and not models[1].ops.inplace
+    for step in range(4):
+        losses = [float(m.train_step(x, y)) for m in models]
+        assert losses[0] == losses[1], f"loss at step {step}"
+        assert_array_equal(b.to_numpy(models[0].store.flat), b.to_numpy(models[1].store.flat),
+                           err_msg=f"parameters after step {step}")

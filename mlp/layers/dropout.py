@@ -71,8 +71,10 @@ class Dropout(Layer):
                                out=self._buffers.get(ops, "y", shape, x.dtype))
         ops = self._host_ops() if keep is None else None
         if ops is not None:
-            # asarray shares the buffer's memory on a host backend; it counts as the transfer.
-            u = self._generator().random(out=self._buffers.get(ops, "u", shape, "float64"))
+            # The generator writes into the buffer's NumPy view; asarray shares that memory on a
+            # host backend (it counts as the transfer).
+            buffer = self._buffers.get(ops, "u", shape, "float64")
+            u = self._generator().random(out=self.backend.host_view(buffer))
             self._u = self.backend.asarray(u)
             return ops.dropout(x, self._u, self.rate,
                                out=self._buffers.get(ops, "y", shape, x.dtype))
