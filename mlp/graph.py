@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._xp import Array
-from .jit import UPDATES
+from .jit import UPDATES, not_built_in
 from .layers import Dropout
-from .losses import LOSSES
 
 if TYPE_CHECKING:
     from .model import MLP
@@ -40,15 +39,10 @@ if TYPE_CHECKING:
 
 def unsupported(model: MLP) -> str | None:
     """Why ``model``'s step cannot be captured as a CUDA graph, or ``None`` when it can."""
-    reason = getattr(model.backend, "capture_unsupported", None)
+    reason = getattr(model.backend, "capture_unsupported", None) or not_built_in(
+        model, "a captured step")
     if reason:
         return reason
-    if type(model.optimizer) not in UPDATES:
-        return (f"a captured step supports the optimizers SGD, Adam and AdamW, not "
-                f"{type(model.optimizer).__name__}")
-    if type(model.loss) not in LOSSES.values():
-        return (f"a captured step supports the built-in losses {', '.join(LOSSES)}, not "
-                f"{type(model.loss).__name__}")
     if any(isinstance(layer, Dropout) and layer.rate for layer in model.layers):
         return "a captured step does not support dropout"
     return None

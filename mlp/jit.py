@@ -100,11 +100,17 @@ def unsupported(model: MLP) -> str | None:
     """Why ``model``'s step cannot be compiled, or ``None`` when it can."""
     if getattr(model.backend, "jit", None) is None:
         return f"backend {model.backend.name!r} does not compile steps (use --backend jax)"
+    return not_built_in(model, "the compiled step")
+
+
+def not_built_in(model: MLP, step: str) -> str | None:
+    """Why ``step`` (a compiled or captured step) cannot take ``model``'s optimizer or loss:
+    it needs the built-in ones, whose update it knows (:data:`UPDATES`)."""
     if type(model.optimizer) not in UPDATES:
-        return (f"the compiled step supports the optimizers SGD, Adam and AdamW, not "
+        return (f"{step} supports the optimizers SGD, Adam and AdamW, not "
                 f"{type(model.optimizer).__name__}")
     if type(model.loss) not in LOSSES.values():
-        return (f"the compiled step supports the built-in losses {', '.join(LOSSES)}, not "
+        return (f"{step} supports the built-in losses {', '.join(LOSSES)}, not "
                 f"{type(model.loss).__name__}")
     return None
 
