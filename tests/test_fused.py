@@ -192,11 +192,11 @@ def test_cupy_dropout_kernel_equals_generic(dtype, u_dtype, get_backend):
 @pytest.fixture(params=["compiled", "torch"])
 def torch_backend(request, get_backend):
     """The torch CPU backend on TorchOps, with the Numba loops and without."""
+    b = get_backend("torch")  # or skip, saying why
     import torch
 
     from backends.torch_ops import TorchOps
 
-    b = get_backend("torch")
     assert isinstance(b.ops, TorchOps), "the torch CPU backend should run on TorchOps"
     if request.param == "compiled" and not compiled.available():
         pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
