@@ -14,6 +14,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from .workloads import tf32
+
 PACKAGES = ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy", "pytest-benchmark")
 _CUPY_DISTS = ("cupy", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x")
 
@@ -83,7 +85,7 @@ def gpu_info() -> dict[str, Any]:
             pass
     if gpus:
         gpus["driver"] = _nvidia_driver()
-        gpus["tf32"] = os.environ.get("CUPY_TF32", "0") == "1"
+        gpus["tf32"] = tf32()
     return gpus
 
 

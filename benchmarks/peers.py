@@ -29,23 +29,11 @@ JAX_INSTALL = "pip install jax"
 def torch_users_epoch(peer: TorchPeer, x: Any, y: Any, batch: int, generator: Any) -> tuple[
         float, float]:
     """One shuffled epoch over float32 ``x (N, D)`` (already / 255) and int64 ``y (N,)``."""
-    torch = peer.torch
     n = x.shape[0]
-    perm = torch.randperm(n, generator=generator)
-    loss_sum = torch.zeros((), dtype=peer.dtype)
-    correct = torch.zeros((), dtype=torch.int64)
+    perm = peer.torch.randperm(n, generator=generator)
     start = time.perf_counter()
-    for i in range(0, n, batch):
-        idx = perm[i : i + batch]
-        xb, yb = x[idx], y[idx]
-        peer.optimizer.zero_grad(set_to_none=True)
-        out = peer.model(xb)
-        loss = peer.loss_fn(out, yb)
-        loss.backward()
-        peer.optimizer.step()
-        loss_sum += loss.detach() * yb.shape[0]
-        correct += (out.argmax(dim=1) == yb).sum()
-    mean_loss = loss_sum.item() / n
+    mean_loss, _ = peer.train(((x[idx], y[idx])
+                               for idx in (perm[i : i + batch] for i in range(0, n, batch))), n)
     return time.perf_counter() - start, mean_loss
 
 

@@ -307,8 +307,13 @@ def machine_section(data: dict[str, Any]) -> str:
     return "## Machine\n\n" + "\n".join(f"- **{name}**: {value}" for name, value in rows)
 
 
+def _machine(data: dict[str, Any]) -> dict[str, Any]:
+    """The machine description the suite stored with its results (:mod:`benchmarks.machine`)."""
+    return data.get("machine_info", {}).get("mlp") or {}
+
+
 def _gpu(data: dict[str, Any]) -> dict[str, Any]:
-    return data.get("machine_info", {}).get("mlp", {}).get("gpu") or {}
+    return _machine(data).get("gpu") or {}
 
 
 def _cuda_version(code: Any) -> str:
@@ -336,7 +341,7 @@ def tf32_text(gpu: dict[str, Any]) -> str:
 
 def _torch_version(data: dict[str, Any]) -> str | None:
     """PyTorch's version on the benchmarked machine, ``None`` when it was not installed."""
-    return data.get("machine_info", {}).get("mlp", {}).get("versions", {}).get("torch")
+    return _machine(data).get("versions", {}).get("torch")
 
 
 def missing_peer(torch_version: str | None) -> str:

@@ -199,42 +199,33 @@ def test_backward(benchmark: Any, case: Case) -> None:
     benchmark(run)
 
 
-def test_step(benchmark: Any, case: Case) -> None:
-    model, x, y, sync = case.model, case.x, case.y, case.sync
-
-    def run() -> None:
-        model.train_step(x, y)
-        sync()
-
-    _record_case(benchmark, case, "step")
-    benchmark(run)
-
-
-def test_step_dropout(benchmark: Any, case: Case) -> None:
-    """The same step with dropout (rate :data:`DROPOUT`) after each hidden layer."""
-    cfg = case.config
-    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR, dropout=DROPOUT)
+def _bench_steps(benchmark: Any, case: Case, model: MLP, kind: str) -> None:
+    """Time ``model.train_step`` on the case's batch, synchronised, recorded as ``kind``."""
     x, y, sync = case.x, case.y, case.sync
 
     def run() -> None:
         model.train_step(x, y)
         sync()
 
-    _record_case(benchmark, case, "step-dropout")
+    _record_case(benchmark, case, kind)
     benchmark(run)
+
+
+def test_step(benchmark: Any, case: Case) -> None:
+    _bench_steps(benchmark, case, case.model, "step")
+
+
+def test_step_dropout(benchmark: Any, case: Case) -> None:
+    """The same step with dropout (rate :data:`DROPOUT`) after each hidden layer."""
+    cfg = case.config
+    model = _model(cfg.spec, cfg.sizes, cfg.dtype, BENCH_LR, dropout=DROPOUT)
+    _bench_steps(benchmark, case, model, "step-dropout")
 
 
 def test_step_graph(benchmark: Any, gpu_case: Case) -> None:
     """The same step captured as a CUDA graph and replayed (GPU backends that capture)."""
-    model, x, y, sync = gpu_case.model, gpu_case.x, gpu_case.y, gpu_case.sync
-    model.train_step(x, y)  # the first update runs eagerly; the second captures
-
-    def run() -> None:
-        model.train_step(x, y)
-        sync()
-
-    _record_case(benchmark, gpu_case, "step-graph")
-    benchmark(run)
+    gpu_case.model.train_step(gpu_case.x, gpu_case.y)  # the first update runs eagerly
+    _bench_steps(benchmark, gpu_case, gpu_case.model, "step-graph")  # the second captures
 
 
 def test_floor(benchmark: Any, case: Case) -> None:

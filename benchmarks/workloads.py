@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,20 +330,21 @@ class TorchPeer:
 
     def epoch(self, images: Any, labels: Any, batch: int, generator: Any) -> tuple[float, int]:
         """One shuffled epoch over uint8 ``images (N, D)`` and int64 ``labels (N,)`` already on
-        the device: gather each batch by a random permutation, convert it to float / 255, step.
-
-        Like :class:`mlp.train.Trainer` it keeps the summed loss and the number of correct
-        predictions (on the device, read once at the end). Returns ``(mean loss, correct)``.
-        """
-        torch = self.torch
+        the device: gather each batch by a random permutation, convert it to float / 255, step
+        (:meth:`train`). Returns ``(mean loss, correct)``."""
         n = images.shape[0]
-        perm = torch.randperm(n, generator=generator).to(self.device)
+        perm = self.torch.randperm(n, generator=generator).to(self.device)
+        return self.train(((images[idx].to(self.dtype) / 255.0, labels[idx])
+                           for idx in (perm[i : i + batch] for i in range(0, n, batch))), n)
+
+    def train(self, batches: Iterable[tuple[Any, Any]], n: int) -> tuple[float, int]:
+        """A training step on each ``(x, y)`` of ``batches`` (``n`` samples in all). Like
+        :class:`mlp.train.Trainer` it keeps the summed loss and the number of correct
+        predictions on the device, read once at the end. Returns ``(mean loss, correct)``."""
+        torch = self.torch
         loss_sum = torch.zeros((), dtype=self.dtype, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for start in range(0, n, batch):
-            idx = perm[start : start + batch]
-            xb = images[idx].to(self.dtype) / 255.0
-            yb = labels[idx]
+        for xb, yb in batches:
             self.optimizer.zero_grad(set_to_none=True)
             out = self.model(xb)
             loss = self.loss_fn(out, yb)
