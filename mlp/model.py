@@ -226,11 +226,12 @@ class MLP:
 
         Shape and dtype of ``x`` are checked; NaN is not (a pass over every batch): a NaN
         input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
+        x = self._check_input(x, finite=False)
         if self.compiled is not None:
-            return self.compiled(self._check_input(x, finite=False), y)
+            return self.compiled(x, y)
         if self.graph is not None:
-            return self.graph(self._check_input(x, finite=False), y)
-        return self._eager_step(self._check_input(x, finite=False), y)
+            return self.graph(x, y)
+        return self._eager_step(x, y)
 
     def _eager_step(self, x: Array, y: Array) -> Array:
         out = self.layers.forward(x, train=True)
