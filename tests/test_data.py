@@ -554,12 +554,14 @@ def test_download_404_says_what_to_do(tmp_path: Path, small: Small, server: Serv
 
 
 def test_download_connection_refused_leaves_no_folder(tmp_path: Path, small: Small) -> None:
+    cache = tmp_path / "new" / "cache"
+    # The port stays bound, and never listens, for the whole call: no other process can take
+    # it in between, and a connection to it is refused.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cache = tmp_path / "new" / "cache"
-    with pytest.raises(DataError, match="could not download train-images"):
-        data.load("tiny", cache_dir=cache, base_url=f"http://127.0.0.1:{port}/")
+        with pytest.raises(DataError, match="could not download train-images"):
+            data.load("tiny", cache_dir=cache, base_url=f"http://127.0.0.1:{port}/")
     assert list(tmp_path.iterdir()) == []
 
 

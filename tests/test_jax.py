@@ -267,10 +267,39 @@ def test_cli_trains_on_jax(tmp_path: Path) -> None:
     assert f"test accuracy {100 * final['test_acc']:.2f}%" in evaluated.stdout
 
 
+def test_the_first_mnist_steps_follow_numpys_in_float64(jx):
+    """What is deterministic, compared tightly: from the same seed, 30 compiled float64 steps
+    on real MNIST batches give NumPy's losses and parameters within rounding."""
+    from mlp import data
+
+    mnist = data.load("mnist", split="train")
+    x_host = mnist.x_train[:30 * 64].astype(np.float64) / 255.0
+    y_host = mnist.y_train[:30 * 64]
+    losses, params = {}, {}
+    for name in ("numpy", "jax"):
+        b = backends.get(name)
+        model = MLP([784, 64, 10], backend=b, dtype="float64", seed=0, optimizer=Adam(2e-3),
+                    **({"jit": True} if name == "jax" else {}))
+        x, y = b.asarray(x_host, "float64"), b.asarray(y_host)
+        losses[name] = [float(b.to_numpy(model.train_step(x[i:i + 64], y[i:i + 64])))
+                        for i in range(0, x_host.shape[0], 64)]
+        params[name] = {k: np.asarray(b.to_numpy(v)) for k, v in model.state_dict().items()}
+    assert losses["numpy"][-1] < losses["numpy"][0] / 2  # it learns
+    np.testing.assert_allclose(losses["jax"], losses["numpy"], rtol=1e-10)
+    for k, v in params["numpy"].items():
+        np.testing.assert_allclose(params["jax"][k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+# Two epochs of float32 training from seeds 0-5 on NumPy reached test accuracies 0.9805-0.9817
+# (standard deviation 0.0004): float32 trajectories of two libraries diverge like two seeds
+# do, so the bound is ten times that spread, not a count of test images.
+SEED_SPREAD_BOUND = 0.004
+
+
 @pytest.mark.slow
 def test_two_epochs_on_mnist_reach_numpys_accuracy(tmp_path: Path) -> None:
     """``mlp train --epochs 2`` with the same seed: JAX (compiled, float32, the user's 32-bit
-    mode) within 0.1 % of NumPy's test accuracy on real MNIST."""
+    mode) within the seed-to-seed spread of NumPy's test accuracy on real MNIST."""
     env = clean_env(tmp_path)  # the MNIST shipped with the package
     accuracy = {}
     for name in ("numpy", "jax"):
@@ -282,7 +311,7 @@ def test_two_epochs_on_mnist_reach_numpys_accuracy(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
         accuracy[name] = json.loads(metrics.read_text().splitlines()[-1])["test_acc"]
     assert accuracy["numpy"] >= 0.97
-    assert abs(accuracy["jax"] - accuracy["numpy"]) <= 0.001, accuracy
+    assert abs(accuracy["jax"] - accuracy["numpy"]) <= SEED_SPREAD_BOUND, accuracy
 
 
 # --------------------------------------------------------------------------- benchmark peer
