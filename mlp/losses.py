@@ -1,6 +1,7 @@
 """Losses: ``forward(output, target) -> scalar`` and ``backward() -> grad of output``.
 
-Targets are integer class labels ``(N,)`` or one-hot / probability rows ``(N, C)`` in the
+Targets are integer class labels ``(N,)`` (their dtype is checked, their range is not: that
+would read back from the device every step) or one-hot / probability rows ``(N, C)`` in the
 output's floating dtype. The loss comes back as a 0-d array on the output's device (no host
 synchronisation); ``float(loss)`` when you need the number.
 """
@@ -30,6 +31,8 @@ def _targets(target: Array, out: Array, xp: Any, ops: GenericOps | None = None,
     if target.ndim == 1:
         if target.shape[0] != n:
             raise ValueError(f"{target.shape[0]} labels for {n} outputs")
+        if not xp.isdtype(target.dtype, "integral"):  # floats would match no class at all
+            raise TypeError(f"labels must be integer class indices, not {target.dtype}")
         if ops is not None and buffers is not None:
             return ops.one_hot(target, c, out.dtype,
                                out=buffers.get(ops, "onehot", (n, c), out.dtype))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +33,22 @@ def on_device(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def count_argument(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an ``int`` if it is an integer (a Python or NumPy one, not a bool or a
+    float) of at least ``low``.
+
+    Raises:
+        ValueError: naming ``name``, e.g. ``batch_size must be an integer >= 1, got 2.5``.
+    """
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r:.40}")
+    return number
 
 
 def default_init(activation: str) -> str:
@@ -224,8 +241,11 @@ class MLP:
         """Forward, loss, backward and one optimizer update on a batch; returns the batch
         loss as a 0-d array on the device (before the update).
 
-        Shape and dtype of ``x`` are checked; NaN is not (a pass over every batch): a NaN
-        input makes the loss NaN, which :class:`~mlp.train.Trainer` stops on."""
+        Shapes and dtypes of ``x`` and ``y`` are checked (integer labels or target rows); their
+        values are not, since that is a pass over every batch and, on a GPU, a read-back per
+        step. A NaN input need not make the loss NaN (ReLU maps it to 0 while the weights turn
+        NaN) and a label outside ``[0, classes)`` adds nothing to the loss: check the data once
+        beforehand, as :meth:`fit` and :meth:`evaluate` do once per call."""
         x = self._check_input(x, finite=False)
         if self.compiled is not None:
             return self.compiled(x, y)
@@ -269,31 +289,53 @@ class MLP:
             x: ``(N, sizes[0])`` inputs, host NumPy or on the model's device: uint8 pixels
                 (scaled by 1/255 batch by batch, the set itself stays uint8) or floats (cast
                 to the model dtype, otherwise used as they are).
-            y: ``(N,)`` integer class labels.
+            y: ``(N,)`` integer class labels in ``[0, sizes[-1])``.
+            epochs, batch_size: integers of at least 1.
             validation: ``(x, y)`` evaluated after every epoch.
             callbacks: each called with the epoch's metrics dict after every epoch.
             seed: seeds the shuffling.
             progress: a progress-bar factory (see :class:`~mlp.train.Trainer`), e.g. tqdm.
 
+        Every set is checked once per call, before training: at least one row, no NaN or
+        infinite input, every label in ``[0, sizes[-1])``.
+
         Raises:
+            ValueError: a bad argument or set (the message names it).
+            TypeError: inputs neither uint8 nor floating point, or labels not integers.
             mlp.errors.TrainingError: the loss became NaN or infinite.
         """
         from .train import DeviceData, Trainer
 
+        epochs = count_argument("epochs", epochs)
+        batch_size = count_argument("batch_size", batch_size)
         hooks = list(callbacks or [])
 
         def on_epoch(metrics: dict[str, Any]) -> None:
             for hook in hooks:
                 hook(metrics)
 
-        test = DeviceData(self, *validation) if validation is not None else None
-        trainer = Trainer(self, DeviceData(self, x, y), test, batch_size=batch_size,
+        train = self._checked_set(DeviceData(self, x, y), "")
+        test = None
+        if validation is not None:
+            test = self._checked_set(DeviceData(self, *validation), "validation ")
+        trainer = Trainer(self, train, test, batch_size=batch_size,
                           epochs=epochs, seed=seed, on_epoch=on_epoch, progress=progress)
         return trainer.fit()
 
     @on_device
+    def _checked_set(self, data: Any, which: str) -> Any:
+        """``data`` (a :class:`~mlp.train.DeviceData`) once its rows, values and labels are
+        checked: a few reductions and read-backs for the whole set; ``which`` prefixes the
+        names in messages (``"validation "``)."""
+        self._check_rows(data.x, f"{which}x")
+        self._check_finite(data.x, f"{which}inputs")
+        self._check_labels(data.y, data.n, f"{which}labels")
+        return data
+
+    @on_device
     def predict(self, x: Any, batch_size: int = 4096) -> Array:
-        """Predicted class indices ``(N,)`` on the device (inputs as for :meth:`fit`)."""
+        """Predicted class indices ``(N,)`` on the device (inputs as for :meth:`fit`; at
+        least one row, no NaN or infinity, checked once per call)."""
         xp = self.xp
         parts = [xp.argmax(out, axis=1) for out in self._outputs(x, batch_size)]
         return xp.concat(parts) if len(parts) > 1 else parts[0]
@@ -333,8 +375,10 @@ class MLP:
 
     def _outputs(self, x: Any, batch_size: int) -> Iterator[Array]:
         """The network's outputs on ``x``, batch by batch (each valid until the next)."""
+        batch_size = count_argument("batch_size", batch_size)
         x = self.to_device(x)
         scale = None if x.dtype == self.dtype else self.input_scale(x.dtype)
+        self._check_rows(x, "x")
         self._check_finite(x)
         for xb in self._batches(x, batch_size, scale):
             yield self.layers.forward(self._check_input(xb, finite=False))
@@ -367,10 +411,15 @@ class MLP:
 
         With ``scale``, ``x`` holds raw integer features (e.g. uint8 pixels) that are converted
         batch by batch to ``x * scale`` in the model dtype, so the whole set is never copied.
+        Checked once per call: at least one row, no NaN or infinity, labels ``(N,)`` integers
+        in ``[0, sizes[-1])`` (``ValueError``; ``TypeError`` for labels that are no integers).
         """
         xp = self.xp
+        batch_size = count_argument("batch_size", batch_size)
+        self._check_rows(x, "x")
         n = x.shape[0]
         self._check_finite(x)
+        self._check_labels(y, n)
         total_loss = xp.zeros((), dtype=self.dtype, device=self.backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         for i, xb in zip(range(0, n, batch_size), self._batches(x, batch_size, scale),
@@ -397,15 +446,37 @@ class MLP:
             self._check_finite(x)
         return x
 
-    def _check_finite(self, x: Array) -> None:
+    def _check_rows(self, x: Array, what: str) -> None:
+        """``x`` is a 2-D set with at least one row."""
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"expected {what} of shape (N, {self.sizes[0]}), "
+                             f"got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{what} has 0 rows: at least one sample is needed")
+
+    def _check_labels(self, y: Array, n: int, what: str = "labels") -> None:
+        """``y`` holds ``n`` integer labels in ``[0, classes)``: one reduction and one
+        read-back per call."""
+        xp, classes = self.xp, self.sizes[-1]
+        if tuple(y.shape) != (n,):
+            raise ValueError(f"expected {what} of shape ({n},), got {tuple(y.shape)}")
+        if not xp.isdtype(y.dtype, "integral"):
+            raise TypeError(f"{what} must be integer class indices, not {y.dtype}")
+        low, high = (int(v) for v in self.backend.to_numpy(
+            xp.stack([xp.min(y), xp.max(y)])).tolist())
+        if low < 0 or high >= classes:
+            raise ValueError(f"{what} must be class indices in [0, {classes}), got values "
+                             f"from {low} to {high}")
+
+    def _check_finite(self, x: Array, what: str = "inputs") -> None:
         """No NaN or infinity in floating ``x``: one reduction and one read-back per call (so
-        per call of :meth:`predict` or :meth:`evaluate`, not per batch)."""
+        per call of :meth:`fit`, :meth:`predict` or :meth:`evaluate`, not per batch)."""
         xp = self.xp
         if not xp.isdtype(x.dtype, "real floating"):
             return
         bad = int(self.backend.to_numpy(xp.sum(xp.astype(~xp.isfinite(x), xp.int64))))
         if bad:
-            raise ValueError(f"inputs hold {bad} NaN or infinite value(s) of "
+            raise ValueError(f"{what} hold {bad} NaN or infinite value(s) of "
                              f"{x.shape[0] * x.shape[1]}; clean or impute them first")
 
     # --- parameters ----------------------------------------------------------------------
