@@ -37,13 +37,16 @@ def run_pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python=PYTHONS)
 @nox.parametrize("numpy", ["oldest", "newest"])
 def tests(session: nox.Session, numpy: str) -> None:
-    """numpy and array_api_strict backends (torch and GPU tests skip here with a reason)."""
+    """numpy and array_api_strict backends (torch, JAX and GPU tests skip here with a reason;
+    array_api_strict is required)."""
     session.install("-e", ".[test]")
     if numpy == "oldest":
         session.install(f"numpy=={OLDEST_NUMPY[session.python]}")
     else:
         session.install("--upgrade", "numpy")
     session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
+    # array-api-strict proves the core uses only the standard: its skip is a failure here.
+    session.env["MLP_REQUIRE_BACKENDS"] = "array_api_strict"
     # The slow end-to-end trainings run once, in the torch session.
     run_pytest(session, "-m", "not gpu and not slow and not mpi")
 
@@ -55,17 +58,19 @@ def torch(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".[test]")
     # A skip of a torch test is a failure here: this session exists to run them.
-    session.env["MLP_REQUIRE_BACKENDS"] = "torch"
+    session.env["MLP_REQUIRE_BACKENDS"] = "torch,array_api_strict"
     run_pytest(session, "-m", "not gpu and not mpi")
 
 
 @nox.session(python="3.11")
 def jax(session: nox.Session) -> None:
     """The same suite with JAX (CPU) installed, in its 64-bit mode, so the jax backend and its
-    compiled step run every backend test; the real-MNIST runs only where JAX takes part (the
+    compiled step run every backend test; PyTorch too, so the pairs of JAX and torch (their
+    checkpoints restored on each other) run; the real-MNIST runs only where JAX takes part (the
     others run in the torch session)."""
+    session.install(TORCH)
     session.install("-e", ".[test,jax]")
-    session.env["MLP_REQUIRE_BACKENDS"] = "jax"
+    session.env["MLP_REQUIRE_BACKENDS"] = "jax,torch,array_api_strict"
     session.env["JAX_ENABLE_X64"] = "1"
     run_pytest(session, "-m", "not gpu and not slow and not mpi")
     run_pytest(session, "-m", "slow and not gpu", "tests/test_jax.py")

@@ -4,21 +4,31 @@ Every backend entry imports its library or skips with the reason; CuPy carries t
 marker so CPU CI deselects it with ``-m "not gpu"``. Backends are session-scoped (importing
 torch is slow, and ``backends.get`` caches them anyway).
 
+Numba caches its kernels in a fresh folder per test run (``$NUMBA_CACHE_DIR``, inherited by
+the subprocesses tests start).
+
 JAX runs in its 64-bit mode here (``JAX_ENABLE_X64=1`` unless the environment says otherwise),
 so its float64 results are checked like every other CPU backend's.
 
-``MLP_REQUIRE_BACKENDS`` (comma-separated names, e.g. ``torch`` or ``cupy``) turns "skip" into
-"fail" for those backends: the run stops at once when one of them cannot be created, and a test
-parametrised with one of them that skips anyway is reported as a failure.
+``MLP_REQUIRE_BACKENDS`` (comma-separated names, each optionally with a device: ``torch``,
+``cupy,torch:cuda``) turns "skip" into "fail" for those backends: the run stops at once when one
+of them cannot be created on its device, and a test parametrised with one of them that skips
+anyway is reported as a failure. When a required entry is a GPU (``cupy``, or a device naming
+``cuda`` or ``gpu``), every ``gpu``-marked test that skips fails too, parametrised or not.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 
 # Before anything imports JAX: its 64-bit mode is read once, at import.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+# Numba's kernel cache: a fresh folder for this run (and the processes it starts), so no test
+# depends on what an earlier run left in the per-user cache.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="mlp-test-numba-")
 
 import numpy as np
 import pytest
@@ -45,8 +55,27 @@ LIBRARIES = {
     "jax": "jax",
 }
 CPU_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
-REQUIRED = tuple(n.strip() for n in os.environ.get("MLP_REQUIRE_BACKENDS", "").split(",")
-                 if n.strip())
+
+
+def _requirement(entry: str) -> tuple[str, str | None]:
+    name, _, device = entry.strip().partition(":")
+    return name, device or None
+
+
+REQUIRED_ENTRIES = tuple(_requirement(e) for e in os.environ.get("MLP_REQUIRE_BACKENDS", "")
+                         .split(",") if e.strip())
+REQUIRED = tuple(name for name, _ in REQUIRED_ENTRIES)
+
+
+def requires_gpu(entries: tuple[tuple[str, str | None], ...]) -> bool:
+    """Whether the required backends include a GPU: CuPy, or a device that names one."""
+    return any(name == "cupy" or (device or "").startswith(("cuda", "gpu"))
+               for name, device in entries)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -54,30 +83,45 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if unknown:
         raise pytest.UsageError(f"MLP_REQUIRE_BACKENDS names unknown backend(s) {unknown}: "
                                 f"choose from {', '.join(LIBRARIES)}")
-    for name in REQUIRED:
+    for name, device in REQUIRED_ENTRIES:
         try:
-            backends.get(name)
+            backends.get(name, device)
         except BackendError as exc:
-            raise pytest.UsageError(f"MLP_REQUIRE_BACKENDS requires {name!r}: {exc}") from None
+            on = f" on {device!r}" if device else ""
+            raise pytest.UsageError(f"MLP_REQUIRE_BACKENDS requires {name!r}{on}: {exc}"
+                                    ) from None
+
+
+def skip_is_failure(params: dict[str, object], gpu_marked: bool, reason: str,
+                    entries: tuple[tuple[str, str | None], ...]) -> str | None:
+    """Why a skip with ``reason`` of a test with these parameters is a failure under the
+    required ``entries`` (``None``: it stays a skip)."""
+    required = [name for name, _ in entries]
+    values = [v for v in params.values() if isinstance(v, str) and v in LIBRARIES]
+    named = [v for v in values if v in required]
+    # A skip for another, optional backend of the same test (a cross-backend pair) stays one.
+    other = any(f"'{v}'" in reason for v in values if v not in required)
+    if named and not other:
+        return f"backend {named[0]!r} is required (MLP_REQUIRE_BACKENDS) but the test skipped"
+    if gpu_marked and requires_gpu(entries):
+        return "a GPU backend is required (MLP_REQUIRE_BACKENDS) but this gpu test skipped"
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
-    """A skip of a test parametrised with a required backend is a failure."""
+    """A skip that :func:`skip_is_failure` names is reported as a failure."""
     outcome = yield
     report = outcome.get_result()
-    callspec = getattr(item, "callspec", None)
-    if not (REQUIRED and report.skipped and callspec is not None):
+    if not (REQUIRED_ENTRIES and report.skipped) or hasattr(report, "wasxfail"):
         return
-    values = [v for v in callspec.params.values() if isinstance(v, str) and v in LIBRARIES]
-    named = [v for v in values if v in REQUIRED]
+    callspec = getattr(item, "callspec", None)
     reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
-    # A skip for another, optional backend of the same test (a cross-backend pair) stays one.
-    other = any(f"'{v}'" in reason for v in values if v not in REQUIRED)
-    if named and not other and not hasattr(report, "wasxfail"):
+    why = skip_is_failure(callspec.params if callspec is not None else {},
+                          item.get_closest_marker("gpu") is not None, reason, REQUIRED_ENTRIES)
+    if why is not None:
         report.outcome = "failed"
-        report.longrepr = (f"backend {named[0]!r} is required (MLP_REQUIRE_BACKENDS) but the "
-                           f"test skipped: {reason}")
+        report.longrepr = f"{why}: {reason}"
 
 
 def load_backend(name: str, device: object = None) -> Backend:
