@@ -23,7 +23,7 @@ import numpy
 from .errors import BackendError
 
 #: What to install for ``--distributed``.
-MPI_HINT = 'pip install "array-api-mlp[mpi]"'
+MPI_HINT = 'pip install ".[mpi]"'
 
 #: Environment variables in which MPI launchers publish the number of processes they started
 #: (MPICH/Intel MPI/Slurm PMI, Open MPI, MVAPICH, Slurm steps, MPICH's node-local count).

@@ -132,7 +132,7 @@ def _worker(args: list[str], ranks: int) -> list[dict]:
         mpiexec = shutil.which("mpiexec") or shutil.which(
             "mpiexec", path=str(Path(sys.executable).parent))
         if mpiexec is None:
-            raise SystemExit('benchmarks.scaling: no mpiexec: pip install "array-api-mlp[mpi]"')
+            raise SystemExit('benchmarks.scaling: no mpiexec: pip install ".[mpi]"')
         command = [mpiexec, "-n", str(ranks), *command]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPI_LOCAL"))}

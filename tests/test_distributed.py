@@ -164,7 +164,7 @@ def test_distributed_without_mpi4py_names_the_extra(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'pip install "array-api-mlp[mpi]"' in lines[0]
+    assert len(lines) == 1 and 'pip install ".[mpi]"' in lines[0]
 
 
 # --- inside an MPI job of two ranks ------------------------------------------------------
@@ -175,7 +175,7 @@ def dist() -> Distributed:
     try:
         import mpi4py  # noqa: F401
     except ImportError:
-        _unavailable('mpi4py is not installed: pip install "array-api-mlp[mpi]"')
+        _unavailable('mpi4py is not installed: pip install ".[mpi]"')
     d = Distributed()
     if d.size != 2:
         _unavailable("run inside an MPI job of two ranks: mpiexec -n 2 python -m pytest -m mpi")
@@ -273,7 +273,7 @@ def _mpiexec() -> str:
     try:
         import mpi4py  # noqa: F401
     except ImportError:
-        _unavailable('mpi4py is not installed: pip install "array-api-mlp[mpi]"')
+        _unavailable('mpi4py is not installed: pip install ".[mpi]"')
     here = str(Path(sys.executable).parent)  # the environment's bin folder
     found = shutil.which("mpiexec") or shutil.which("mpiexec", path=here)
     if found is None:

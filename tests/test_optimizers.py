@@ -243,7 +243,7 @@ def _state(n: int, dtype: str, seed: int):
 def _compiled_ops(xp) -> InplaceOps:
     """The NumPy operations with the compiled (Numba) loops, which must exist when asked."""
     if not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
     ops = InplaceOps(xp, np, compiled=True)
     assert ops.kernels is not None
     return ops

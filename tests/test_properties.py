@@ -21,7 +21,7 @@ seeds = st.integers(0, 2**32 - 1)
 
 def _compiled_ops(xp) -> InplaceOps:
     if not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install 'array-api-mlp[fast]')")
+        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
     return InplaceOps(xp, np, compiled=True)
 
 
