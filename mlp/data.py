@@ -25,7 +25,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from .errors import DataError
-from .files import NotRegularFile, open_regular
+from .files import NotRegularFile, kind, open_regular
 
 __all__ = ["DATASETS", "Dataset", "DatasetSpec", "cache_path", "embedded_path", "load"]
 
@@ -236,7 +236,13 @@ def _what_to_do(spec: DatasetSpec, folder: Path) -> str:
 def _from_user_folder(spec: DatasetSpec, base: Path, source: str, roles: list[str],
                       verify: bool) -> dict[str, np.ndarray]:
     if not base.is_dir():
-        raise DataError(f"{spec.name}: data folder {base} ({source}) does not exist")
+        try:
+            what = f"is {kind(os.stat(base).st_mode)}, not a folder"
+        except FileNotFoundError:
+            what = "does not exist"
+        except OSError as exc:
+            what = f"cannot be read: {exc.strerror or exc}"
+        raise DataError(f"{spec.name}: data folder {base} ({source}) {what}")
     folder = base / spec.name if (base / spec.name).is_dir() else base
     paths = {role: _find(folder, role) for role in roles}
     missing = [f"{FILES[r]}.gz (or {FILES[r]})" for r in roles if paths[r] is None]

@@ -2,13 +2,19 @@
 
 Exit status: 0 done; 2 a bad option (a usage error: ``mlp train: error: ... (see mlp train
 --help)``); 1 bad data, a bad checkpoint, a diverged run or an operating-system error (the
-path and the reason); 130/143 when stopped by SIGINT/SIGTERM. ``--debug`` shows tracebacks.
+path and the reason), or memory ran out; 130/143 when stopped by SIGINT/SIGTERM, at start-up
+too. ``--debug`` shows tracebacks. Names that are not valid in the output's encoding (a file name
+of undecodable bytes) are printed with escapes (``bad\\xff.st``), never a failed print.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,9 +108,51 @@ def build_parser() -> argparse.ArgumentParser:
     return build(COMMANDS)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training (where it is a request to stop and save, see ``mlp.cli.train``):
+    unwinds like Ctrl-C, so the run's lock files are removed on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler: a byte the file system gave that is not valid text
+    (``surrogateescape``'s ``\\udcXX``) as ``\\xXX``, anything else as a backslash escape."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else c.encode("ascii", "backslashreplace").decode() for c in text), exc.end
+
+
+codecs.register_error("mlp-escape", _escape_undecodable)
+
+
+def _safe_streams() -> None:
+    """stdout and stderr print any file name: where they would fail on text they cannot encode
+    (``errors="strict"``), they escape it instead."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="mlp-escape")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``mlp ARGV``; returns the exit status. A usage error raises ``SystemExit(2)``, as
     argparse does for the options it checks itself."""
+    _safe_streams()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv  # before parsing: a failure while parsing is reported alike
     prog = "mlp"
@@ -127,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         if _is_usage(exc):
             raise SystemExit(2) from None
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
+        if isinstance(exc, Terminated):
+            print("mlp: terminated (SIGTERM)", file=sys.stderr)
+            return 143
         print("mlp: interrupted", file=sys.stderr)
         return 130
 
@@ -154,6 +205,9 @@ def _reported(exc: BaseException, prog: str) -> bool:
         print(f"mlp: error: {_one_line(str(exc))}", file=sys.stderr)
     elif isinstance(exc, OSError):
         print(f"mlp: error: {describe_os_error(exc)}", file=sys.stderr)
+    elif isinstance(exc, MemoryError):
+        detail = _one_line(str(exc))
+        print(f"mlp: error: out of memory{f' ({detail})' if detail else ''}", file=sys.stderr)
     else:
         return False
     return True

@@ -8,6 +8,8 @@ independent runs never race on the same files.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -45,6 +47,36 @@ def setup(args: argparse.Namespace) -> Distributed | None:
     if not dist.is_root:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     return dist
+
+
+def check_same_settings(dist: Distributed | None, settings: dict[str, Any],
+                        state: Any = None) -> None:
+    """Every rank must train the same run: the same settings (``--device`` aside) and, resumed,
+    the same position. Ranks started with different options would wait on each other for ever
+    (another number of steps); instead rank 0 raises UsageError naming the options that
+    differ, and the other ranks exit silently with status 2."""
+    if dist is None:
+        return
+    keys = sorted(key for key in settings if key != "device")
+    position = None if state is None else [state.epoch, state.batch]
+    mine = [_digest(settings[key]) for key in keys] + [_digest(position)]
+    every = dist.comm.gather_host(mine)
+    differ = [i for i in range(len(mine)) if (every[:, i] != every[0, i]).any()]
+    if not differ:
+        return
+    if not dist.is_root:
+        raise SystemExit(2)
+    ranks = sorted({r for i in differ for r in range(dist.size) if every[r, i] != every[0, i]})
+    names = ["the --resume checkpoint's position" if i == len(keys) else
+             "--" + keys[i].replace("_", "-") for i in differ]
+    raise UsageError(f"the ranks were started with different options: {', '.join(names)} of "
+                     f"rank {', '.join(map(str, ranks))} differ from rank 0's; every rank must "
+                     "run the same mlp train command (only --device may differ)")
+
+
+def _digest(value: Any) -> int:
+    text = json.dumps(value, sort_keys=True, default=str).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little", signed=True)
 
 
 def device_for(dist: Distributed | None, backend: str, device: Any) -> Any:

@@ -26,6 +26,7 @@ DEFAULT_INTERRUPT_CHECKPOINT = "mlp-interrupted.safetensors"
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 #: Keys every line of a metrics file has (see :class:`mlp.train.Trainer`).
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "seconds", "lr")
+_SUFFIXES = {"--save": ".safetensors", "--metrics": ".jsonl", "--plot": ".png"}
 
 
 @contextlib.contextmanager
@@ -45,6 +46,9 @@ def check_output(path: str | None, option: str, overwrite: bool) -> Path | None:
     ``overwrite``, or when its folder does not exist."""
     if path is None:
         return None
+    if path.endswith(("/", os.sep)):  # Path() would drop the slash and write a file there
+        raise UsageError(f"{option} {path}: names a folder (it ends with /); give a file name, "
+                         f"such as {path}run{_SUFFIXES.get(option, '')}")
     p = Path(path)
     try:
         mode = p.lstat().st_mode
@@ -69,14 +73,28 @@ def check_plot_format(path: str | None) -> None:
                          f"{', '.join(PLOT_FORMATS)}")
 
 
+def file_identity(path: str | os.PathLike[str]) -> tuple[Any, ...]:
+    """What tells files apart: device and inode of an existing file (so a hard link or a
+    symbolic link is the file it names), else the resolved path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return file_identity(a) == file_identity(b)
+
+
 def check_distinct(paths: dict[str, str | None]) -> None:
-    """Refuse (UsageError) two options naming the same file (after symbolic links), except
-    ``--save`` = ``--resume``, which continues a run in place."""
-    seen: dict[str, str] = {}
+    """Refuse (UsageError) two options naming the same file (through symbolic or hard links),
+    except ``--save`` = ``--resume``, which continues a run in place."""
+    seen: dict[tuple[Any, ...], str] = {}
     for option, path in paths.items():
         if path is None:
             continue
-        real = os.path.realpath(path)
+        real = file_identity(path)
         other = seen.get(real)
         if other is not None and {other, option} != {"--save", "--resume"}:
             raise UsageError(f"{other} and {option} name the same file {path}; give each "
@@ -158,40 +176,62 @@ def _claim(option: str, path: Path) -> Iterator[None]:
 # --- the metrics file -----------------------------------------------------------------------
 
 
+def is_empty_file(path: str | None) -> bool:
+    """Whether ``path`` is an empty regular file (what a run killed before its first metrics
+    line leaves): an output that may be written without ``--overwrite``."""
+    try:
+        st = os.lstat(path) if path is not None else None
+    except OSError:
+        return False
+    return st is not None and stat.S_ISREG(st.st_mode) and st.st_size == 0
+
+
 def check_metrics_continues(path: Path, history: list[dict[str, Any]], overwrite: bool) -> bool:
-    """On ``--resume``: whether ``path`` is this run's metrics file, to append to (one JSON
-    object per finished epoch, the checkpoint's epochs, the first with the same numbers).
-    ``False`` for a missing or empty file, or a foreign one with ``overwrite``: it is then
-    written anew, starting with the checkpoint's epochs. A foreign file without ``overwrite``
-    raises UsageError (nothing is written)."""
+    """On ``--resume``: whether to append to ``path`` (``True``), or to write it anew, starting
+    with the checkpoint's epochs (``False``).
+
+    This run's metrics file holds the checkpoint's epochs, one whole JSON line each: appended
+    to. A missing or empty file, one cut short (a run killed between its checkpoint and its
+    metrics line, or a torn last line) or one holding epochs past the checkpoint's (a run
+    killed between its metrics line and its checkpoint), its lines otherwise the checkpoint's,
+    is written anew; so is a foreign file with ``overwrite``. A foreign file without
+    ``overwrite`` raises UsageError (nothing is written)."""
     if not path.exists() or path.stat().st_size == 0:
         return False
-    why = _metrics_mismatch(path, history)
+    why, exact = _metrics_match(path, history)
     if why and not overwrite:
         raise UsageError(f"--metrics {path}: not this run's metrics file ({why}); give a new "
                          "file, or --overwrite to replace it")
-    return not why
+    return exact and not why
 
 
-def _metrics_mismatch(path: Path, history: list[dict[str, Any]]) -> str:
+def _metrics_match(path: Path, history: list[dict[str, Any]]) -> tuple[str, bool]:
+    """Why ``path`` is not this run's metrics file (``""`` when it is), and whether it holds
+    exactly the checkpoint's epochs as whole lines."""
+    limit = 1 << 20
     with naming(path), open(path, "rb") as f:
-        head = f.read(1 << 20)
+        head = f.read(limit + 1)
+    parts = head[:limit].split(b"\n")
+    torn = parts.pop()  # past the last newline: empty unless the last line was cut short
     try:
-        lines = [json.loads(line) for line in head.decode().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in parts if line.strip()]
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return "it does not hold JSON lines"
+        return "it does not hold JSON lines", False
     if not all(isinstance(m, dict) and set(METRIC_KEYS) <= set(m) for m in lines):
-        return "its lines are not per-epoch metrics"
-    epochs = [m["epoch"] for m in lines]
-    if epochs != [m["epoch"] for m in history]:
-        return f"it holds {len(epochs)} epochs, the checkpoint {len(history)}"
-    if lines and any(lines[0][k] != history[0].get(k) for k in ("train_loss", "train_acc")):
-        return "its first epoch differs from the checkpoint's"
-    return ""
+        return "its lines are not per-epoch metrics", False
+    epochs, done = [m["epoch"] for m in lines], [m["epoch"] for m in history]
+    common = min(len(epochs), len(done))
+    if epochs[:common] != done[:common] or (lines and not common):
+        return f"it holds {len(epochs)} epochs, the checkpoint {len(history)}", False
+    for got, want in zip(lines[:common], history[:common], strict=True):
+        if any(got[k] != want.get(k) for k in ("train_loss", "train_acc")):
+            return f"its epoch {got['epoch']} differs from the checkpoint's", False
+    return "", not torn and len(head) <= limit and len(epochs) == len(done)
 
 
 class MetricsWriter:
-    """Appends one JSON line per epoch: one ``write`` call per line, so lines are whole."""
+    """Appends one JSON line per epoch: one ``write`` call per line, and a line the disk has
+    no room for is removed again, so the file holds whole lines only."""
 
     def __init__(self, path: Path, append: bool) -> None:
         self.path = path
@@ -200,11 +240,16 @@ class MetricsWriter:
             self._fd = os.open(path, flags, 0o644)
 
     def write(self, metrics: dict[str, Any]) -> None:
-        data = (json.dumps(metrics) + "\n").encode()
+        data = memoryview((json.dumps(metrics) + "\n").encode())
         with naming(self.path):
-            written = os.write(self._fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, "the line was written only in part", str(self.path))
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                while data:  # a short write (a full disk) ends in an error on the next one
+                    data = data[os.write(self._fd, data):]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, start)
+                raise
 
     def close(self) -> None:
         os.close(self._fd)

@@ -61,13 +61,18 @@ positive_int = number(int, 1)
 nonneg_int = number(int, 0)
 
 
-def hidden(text: str) -> str:
-    """The ``--hidden`` type: checked, kept as text (settings store it as given)."""
-    try:
-        parse_hidden(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+class Hidden(argparse.Action):
+    """``--hidden``: one value, checked and kept as text (settings store it as given). Several
+    values (``--hidden 512 512``) are refused with the same hint as any other wrong form."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        text = " ".join(values)
+        try:
+            parse_hidden(text)
+        except ValueError as exc:
+            parser.error(f"argument {option_string}: {exc}")
+        setattr(namespace, self.dest, text)
 
 
 def add_train_arguments(t: argparse.ArgumentParser) -> None:
@@ -86,7 +91,8 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--data-dir", help="folder holding the four IDX files (.gz or raw); "
                    "default $MLP_DATA_DIR, else the copy shipped with the package (MNIST), "
                    "else the per-user cache, else download")
-    t.add_argument("--hidden", type=hidden, help=f"hidden widths (default {d['hidden']})")
+    t.add_argument("--hidden", nargs="+", action=Hidden, metavar="WIDTHS",
+                   help=f"hidden widths, comma-separated (default {d['hidden']})")
     t.add_argument("--activation", choices=tuple(ACTIVATIONS),
                    help=f"hidden activation (default {d['activation']})")
     t.add_argument("--dropout", type=rate, help=f"drop rate after each hidden activation "
@@ -125,9 +131,10 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--plot", metavar="FILE.png", help="draw loss and accuracy curves "
                    "(.png, .pdf or .svg)")
     t.add_argument("--save", metavar="FILE", help="write a checkpoint (safetensors) after "
-                   "every epoch")
+                   "every epoch (with --resume: default the --resume FILE)")
     t.add_argument("--resume", metavar="FILE", help="continue the run saved in FILE with its "
-                   "settings; only --epochs, --backend and --device may differ")
+                   "settings, saving into FILE after every epoch unless --save names another "
+                   "file; only --epochs, --backend and --device may differ")
     t.add_argument("--overwrite", action="store_true", default=False,
                    help="allow replacing existing --save/--metrics/--plot files")
     add_debug(t)
@@ -164,7 +171,7 @@ def build_parser(commands: dict[str, Any]) -> Parser:
     parser = Parser(
         prog="mlp",
         description="Train and evaluate a multilayer perceptron written once against the "
-        "Python array API, on NumPy (CPU), CuPy (CUDA), PyTorch or array-api-strict.",
+        "Python array API, on NumPy (CPU), CuPy (CUDA), PyTorch, JAX or array-api-strict.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

@@ -14,8 +14,9 @@ def plural(n: int, word: str) -> str:
 
 
 def header_lines(model: Any, settings: dict[str, Any], steps_per_epoch: int,
-                 threads: int | None = None) -> list[str]:
-    """The run in words. The first line starts with ``MLP ``."""
+                 threads: int | None = None, ranks: int | None = None) -> list[str]:
+    """The run in words. The first line starts with ``MLP ``; ``ranks``: a distributed run's
+    processes (``threads`` is then per rank)."""
     s = settings
     backend = model.backend
     parts = [
@@ -23,7 +24,8 @@ def header_lines(model: Any, settings: dict[str, Any], steps_per_epoch: int,
         f"{s['activation']}",
         f"{model.store.size:,} parameters",
         f"{s['dtype']} on {backend.name}:{backend.device}"
-        + (f" ({plural(threads, 'thread')})" if threads else ""),
+        + (f" ({plural(threads, 'thread')}{' each' if ranks else ''})" if threads else ""),
+        *([f"data-parallel over {plural(ranks, 'rank')}"] if ranks else []),
         f"{s['dataset']}",
         f"{plural(s['epochs'], 'epoch')} of {plural(steps_per_epoch, 'step')}",
         f"batch {s['batch_size']}",

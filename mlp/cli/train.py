@@ -66,8 +66,10 @@ class StopFlag:
         return self.signum is not None
 
 
-def plan(args: argparse.Namespace) -> Plan:
-    """Settings and checked outputs; raises UsageError, CheckpointError before any training."""
+def plan(args: argparse.Namespace, ranks: int = 1) -> Plan:
+    """Settings and checked outputs; raises UsageError, CheckpointError before any training.
+    ``ranks``: the processes of a distributed run. ``--resume`` without ``--save`` saves into
+    the checkpoint it resumes."""
     from .. import checkpoint
     from ..validate import validate_train_state
 
@@ -76,6 +78,8 @@ def plan(args: argparse.Namespace) -> Plan:
     outputs.check_plot_format(plot)
     outputs.check_distinct({"--resume": resume, "--save": save, "--metrics": metrics,
                             "--plot": plot})
+    if resume and save is None:
+        save = resume  # the run goes on in the file it came from
     p = Plan(rules.resolve_settings(args))
     if resume:
         p.resumed = checkpoint.load(resume)
@@ -86,6 +90,9 @@ def plan(args: argparse.Namespace) -> Plan:
         saved = rules.validate_settings(meta["settings"], resume)
         p.settings = rules.resume_settings(args, saved)
         p.state = validate_train_state(meta["train_state"])
+    if p.settings["batch_size"] < ranks:
+        raise UsageError(f"--batch-size {p.settings['batch_size']} is smaller than the {ranks} "
+                         "ranks: the global batch must give every rank a sample")
     try:
         backend = backends.get(p.settings["backend"], p.settings["device"])
         backend.dtype(p.settings["dtype"])
@@ -103,15 +110,16 @@ def plan(args: argparse.Namespace) -> Plan:
         if why:
             raise UsageError(f"--cuda-graph: {why}")
     p.in_place = resume is not None and save is not None and Path(save).exists() and (
-        Path(save).resolve() == Path(resume).resolve())
+        outputs.same_file(save, resume))
     p.save = outputs.check_output(save, "--save", args.overwrite or p.in_place)
     if resume and metrics and Path(metrics).is_file():
         outputs.check_output(metrics, "--metrics", True)  # the kind of file and its folder
         p.metrics = Path(metrics)
         p.metrics_append = outputs.check_metrics_continues(
             p.metrics, p.state.history, args.overwrite)
-    else:
-        p.metrics = outputs.check_output(metrics, "--metrics", args.overwrite)
+    else:  # an empty file is what a run killed before its first epoch leaves: a new file
+        p.metrics = outputs.check_output(metrics, "--metrics",
+                                         args.overwrite or outputs.is_empty_file(metrics))
     p.plot = outputs.check_output(plot, "--plot", args.overwrite)
     if p.save is None:
         outputs.check_fallback_folder()
@@ -125,7 +133,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     dist = launch.setup(args)
     with ExitStack() as claims:
         with launch.together(dist):  # distributed: every rank checks, all fail together
-            p = plan(args)
+            p = plan(args, 1 if dist is None else dist.size)
+        launch.check_same_settings(dist, p.settings, p.state)
+        with launch.together(dist):
             if dist is None or dist.is_root:  # rank 0 alone writes the outputs
                 claims.enter_context(outputs.claimed(
                     {"--save": p.save, "--metrics": p.metrics, "--plot": p.plot}))
@@ -182,12 +192,14 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
                 "train_state": st.to_json()}
 
     def on_epoch(m: dict[str, Any]) -> None:
-        if metrics is not None:
-            metrics.write(m)
-        log(epoch_line(m, settings["epochs"]))
+        # The checkpoint first: a kill between the two leaves a metrics file one line short,
+        # which a resume completes from the checkpoint's history.
         if save is not None:
             checkpoint.save(save, model, meta())
             wrote["save"] = True
+        if metrics is not None:
+            metrics.write(m)
+        log(epoch_line(m, settings["epochs"]))
 
     progress = None
     if interactive:
@@ -208,7 +220,8 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
         if metrics is not None and not p.metrics_append:
             for m in trainer.state.history:  # a new metrics file starts with the epochs done
                 metrics.write(m)
-        for line in header_lines(model, settings, trainer.steps_per_epoch, p.threads):
+        for line in header_lines(model, settings, trainer.steps_per_epoch, p.threads,
+                                 None if dist is None else dist.size):
             log(line)
         done_before = trainer.state.epoch
         try:
