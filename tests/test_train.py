@@ -47,11 +47,44 @@ def test_backends_train_the_same_run(name, get_backend):
 
 
 def test_epoch_metrics_count_every_sample_once():
-    history = _fit(_model("numpy")).state.history
+    """Each epoch's steps see every training row once (300 rows: batches of 128, 128, 44), and
+    the epoch's train loss and accuracy are the sums over those steps divided by 300; the test
+    metrics are those of the whole test set after the epoch."""
+    x, y = _data()
+    model = _model("numpy")
+    step, steps = model.train_step, []
+
+    def recording_step(xb, yb):
+        loss = step(xb, yb)
+        hits = int(np.sum(np.argmax(model.last_output, axis=1) == yb))
+        steps.append((np.array(xb, copy=True), np.array(yb), float(loss), hits))
+        return loss
+
+    model.train_step = recording_step
+    data = DeviceData(model, x, y)
+    pixels = x.astype(np.float64) * data.scale  # the rows as the steps receive them
+    test_after = []
+    trainer = Trainer(model, data, data, batch_size=128, epochs=2, seed=3,
+                      on_epoch=lambda *_: test_after.append(model.evaluate(pixels, y)))
+    trainer.fit()
+    history = trainer.state.history
     assert [h["epoch"] for h in history] == [1, 2]
-    for h in history:
-        assert 0.0 <= h["train_acc"] <= 1.0 and 0.0 <= h["test_acc"] <= 1.0
-        assert h["seconds"] > 0 and np.isfinite(h["train_loss"])
+    for h, epoch in zip(history, (steps[:3], steps[3:]), strict=True):
+        assert [len(s[1]) for s in epoch] == [128, 128, 44]
+        rows = np.concatenate([s[0] for s in epoch])
+        labels = np.concatenate([s[1] for s in epoch])
+        order = np.lexsort(rows.T[::-1])
+        expected = np.lexsort(pixels.T[::-1])
+        np.testing.assert_array_equal(rows[order], pixels[expected])  # each row once
+        np.testing.assert_array_equal(labels[order], y[expected])
+        assert h["train_loss"] == pytest.approx(sum(s[2] * len(s[1]) for s in epoch) / 300,
+                                                rel=1e-12)
+        assert h["train_acc"] == sum(s[3] for s in epoch) / 300
+        assert h["seconds"] > 0
+    assert len(steps) == 6
+    for h, test in zip(history, test_after, strict=True):
+        assert h["test_loss"] == pytest.approx(test["loss"], rel=1e-12)
+        assert h["test_acc"] == test["accuracy"]
 
 
 @pytest.mark.parametrize("name", ["numpy", GPU])
