@@ -67,7 +67,8 @@ class GraphStep:
 
     Calling it does what the eager step does, with the same numbers: it updates the
     parameters, the optimizer's state and update count, and ``model.last_output``, and returns
-    the batch loss as a 0-d array.
+    the batch loss as a 0-d array. ``captures`` and ``replays`` count the graphs captured and
+    the steps that replayed one.
 
     Raises:
         ValueError: the model's step cannot be captured (see :func:`unsupported`).
@@ -80,6 +81,8 @@ class GraphStep:
         self.model = model
         self._eager = eager
         self._graphs: dict[tuple[int, ...], _Captured] = {}
+        self.captures = 0
+        self.replays = 0
 
     def __call__(self, x: Array, y: Array) -> Array:
         model = self.model
@@ -92,11 +95,13 @@ class GraphStep:
         cap = self._graphs.get(key)
         if cap is None or cap.fixed != fixed or not self._current(cap):
             cap = self._graphs[key] = self._capture(x, y, scalars, fixed)
+            self.captures += 1
         cap.x[...] = x
         cap.y[...] = y
         for buffer, value in zip(cap.scalars, scalars, strict=True):
             buffer[...] = value
         cap.replay()
+        self.replays += 1
         opt.steps += 1
         model.last_output = cap.out
         return cap.loss

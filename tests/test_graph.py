@@ -83,6 +83,7 @@ def test_a_replayed_step_gives_the_eager_numbers(name, optimizer, dtype, get_bac
         np.testing.assert_array_equal(to_numpy(graph.optimizer.state()[k]), to_numpy(v))
     assert graph.optimizer.steps == eager.optimizer.steps == 8
     assert len(calls) == 2  # batches of 8 and of 5; the first step ran eagerly
+    assert (graph.graph.captures, graph.graph.replays) == (2, 7)
 
 
 def test_replacing_the_parameters_captures_again(get_backend):
@@ -102,6 +103,7 @@ def test_replacing_the_parameters_captures_again(get_backend):
         eager.train_step(x, y)
     np.testing.assert_array_equal(graph.store.flat, eager.store.flat)
     assert len(calls) == 2
+    assert (graph.graph.captures, graph.graph.replays) == (2, 5)
 
 
 @pytest.mark.parametrize(
@@ -141,6 +143,8 @@ def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(optimizer, dtype, get_b
         np.testing.assert_array_equal(base.to_numpy(graph.store.flat),
                                       base.to_numpy(eager.store.flat),
                                       err_msg=f"parameters after step {i}")
+    # The first step ran eagerly; batches of 128 and of 96 captured one graph each.
+    assert (graph.graph.captures, graph.graph.replays) == (2, 6)
 
 
 @pytest.mark.gpu
