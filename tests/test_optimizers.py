@@ -4,6 +4,7 @@ in-place fast paths against the portable array-API code."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -194,10 +195,16 @@ def test_state_round_trip_continues_identically(make, numpy_backend):
 
 
 def test_optimizer_validation():
-    for bad in (lambda: SGD(lr=0.0), lambda: SGD(momentum=1.0), lambda: SGD(nesterov=True),
-                lambda: SGD(weight_decay=-1.0), lambda: Adam(betas=(1.0, 0.999)),
-                lambda: Adam(lr=-1e-3), lambda: optimizer_from_config({"type": "RMSprop"})):
-        with pytest.raises(ValueError):
+    for bad, message in (
+        (lambda: SGD(lr=0.0), "learning rate must be > 0, got 0.0"),
+        (lambda: SGD(momentum=1.0), "momentum must be in [0, 1), got 1.0"),
+        (lambda: SGD(nesterov=True), "Nesterov momentum needs momentum > 0"),
+        (lambda: SGD(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
+        (lambda: Adam(betas=(1.0, 0.999)), "betas must be in [0, 1), got (1.0, 0.999)"),
+        (lambda: Adam(lr=-1e-3), "learning rate must be > 0, got -0.001"),
+        (lambda: optimizer_from_config({"type": "RMSprop"}), "unknown optimizer 'RMSprop'"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
             bad()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -41,11 +42,14 @@ def test_linear_warmup():
     assert values(LinearWarmup(0, Cosine(2)), [0, 1, 2]) == pytest.approx([1.0, 0.5, 0.0])
 
 
-@pytest.mark.parametrize("bad", [lambda: StepDecay(0), lambda: Cosine(0),
-                                 lambda: LinearWarmup(-1),
-                                 lambda: schedule_from_config({"type": "Exponential"})])
-def test_validation(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("bad", "message"), [
+    (lambda: StepDecay(0), "step_size must be >= 1, got 0"),
+    (lambda: Cosine(0), "total_steps must be >= 1, got 0"),
+    (lambda: LinearWarmup(-1), "warmup_steps must be >= 0, got -1"),
+    (lambda: schedule_from_config({"type": "Exponential"}), "unknown schedule 'Exponential'"),
+])
+def test_validation(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         bad()
 
 
