@@ -132,9 +132,11 @@ codecs.register_error("mlp-escape", _escape_undecodable)
 
 def _safe_streams() -> None:
     """stdout and stderr print any file name: where they would fail on text they cannot encode
-    (``errors="strict"``), they escape it instead."""
+    (``errors="strict"``) or show it as ``\\udcff`` (``"backslashreplace"``), they escape it as
+    ``\\xff``."""
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        errors = getattr(stream, "errors", None)
+        if errors in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
             with contextlib.suppress(Exception):
                 stream.reconfigure(errors="mlp-escape")
 

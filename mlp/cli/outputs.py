@@ -68,7 +68,8 @@ def check_output(path: str | None, option: str, overwrite: bool) -> Path | None:
 
 
 def check_plot_format(path: str | None) -> None:
-    if path is not None and Path(path).suffix.lower() not in PLOT_FORMATS:
+    if path is not None and not path.endswith(("/", os.sep)) and (
+            Path(path).suffix.lower() not in PLOT_FORMATS):  # a folder: see check_output
         raise UsageError(f"--plot {path}: the format comes from the suffix, one of "
                          f"{', '.join(PLOT_FORMATS)}")
 
