@@ -11,14 +11,15 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
 
     ``history`` holds the per-epoch metrics dicts of :class:`mlp.train.Trainer`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own on the Agg canvas: the user's pyplot state and backend stay as they were.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for key, label, ax in (
         ("train_loss", "train", ax_loss), ("test_loss", "test", ax_loss),
         ("train_acc", "train", ax_acc), ("test_acc", "test", ax_acc),
@@ -41,5 +42,4 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
