@@ -13,8 +13,10 @@ key :data:`METADATA_KEY` holds a JSON object (the *header*)::
 ``meta["train_state"]``, when present, is the training loop's :class:`~mlp.train.TrainState`.
 :func:`save` writes atomically (temporary file in the same folder, ``fsync``, rename);
 :func:`load` lets safetensors check the file's layout, then checks every header field and every
-tensor's name, shape and dtype before reading the tensors one at a time; :func:`restore`
-rebuilds the model on any backend. Every problem is one :class:`~mlp.errors.CheckpointError`.
+tensor's name, shape and dtype before reading the tensors one at a time, and refuses a tensor
+holding NaN or infinity; :func:`restore` rebuilds the model on any backend.
+``parameters_only=True`` (for predicting and evaluating) never reads the optimizer's tensors.
+Every problem is one :class:`~mlp.errors.CheckpointError`.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ _HEADER_KEYS = ("format", "version", "model", "loss", "optimizer", "rng", "meta"
 class Checkpoint:
     """A validated checkpoint in host memory: the file it came from (``None`` when built in
     memory), parameter name (``"0.W"``) -> host array, optimizer buffer name (``"m"``) ->
-    ``(n_params,)`` array, and the parsed JSON header (see the module docstring)."""
+    ``(n_params,)`` array, and the parsed JSON header (see the module docstring).
+    ``parameters_only``: the optimizer buffers were not read (``optimizer_state`` is empty)."""
 
     path: Path | None
     params: dict[str, np.ndarray]
     optimizer_state: dict[str, np.ndarray]
     header: dict[str, Any] = field(repr=False)
+    parameters_only: bool = False
 
     @property
     def version(self) -> int:
@@ -172,18 +176,21 @@ def _named(params: dict[str, Any], optim: dict[str, Any]) -> dict[str, Any]:
             **{OPTIM_PREFIX + k: v for k, v in optim.items()}}
 
 
-def load(path: str | os.PathLike[str]) -> Checkpoint:
+def load(path: str | os.PathLike[str], *, parameters_only: bool = False) -> Checkpoint:
     """Read and validate the checkpoint at ``path``; no model is built or touched.
 
     Only a regular file is opened (a FIFO or device is refused without blocking); safetensors
     checks its layout; then every header field, and each tensor's name, shape and dtype against
     the architecture and optimizer, are checked before the tensors are read, one at a time, into
-    fresh arrays (peak memory about the file's size). Raises one :class:`CheckpointError`
-    naming the file and what is wrong."""
+    fresh arrays (peak memory about the file's size), each refused if it holds NaN or infinity.
+    With ``parameters_only`` the optimizer's tensors are checked from the header but never
+    read (a third of an Adam checkpoint's size is read and kept): enough to predict and
+    evaluate, not to resume. Raises one :class:`CheckpointError` naming the file and what is
+    wrong."""
     source = Path(path)
     try:
         with open_regular(source) as file:
-            return _load(source, file)
+            return _load(source, file, parameters_only)
     except FileNotFoundError:
         reason = "no such file"
     except Invalid as exc:
@@ -193,7 +200,7 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     raise CheckpointError(cap(f"invalid checkpoint {source}: {reason}"))
 
 
-def _load(source: Path, file: Any) -> Checkpoint:
+def _load(source: Path, file: Any, parameters_only: bool = False) -> Checkpoint:
     info = os.fstat(file.fileno())
     if info.st_size < 8:
         raise Invalid(f"{info.st_size} bytes is too short for a safetensors file"
@@ -220,16 +227,40 @@ def _load(source: Path, file: Any) -> Checkpoint:
     dtype = np.dtype(header["model"]["dtype"]).newbyteorder("<")
     arrays: dict[str, dict[str, np.ndarray]] = {PARAM_PREFIX: {}, OPTIM_PREFIX: {}}
     for name in order:  # into fresh arrays: the page cache, not this process, holds the file
+        nbytes = math.prod(expected[name]) * dtype.itemsize
+        if parameters_only and name.startswith(OPTIM_PREFIX):
+            offset += nbytes
+            continue
         arr = np.empty(expected[name], dtype)
         file.seek(offset)
-        if file.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+        if file.readinto(memoryview(arr).cast("B")) != nbytes:
             raise Invalid("the file was truncated while reading")
-        offset += arr.nbytes
+        offset += nbytes
+        _check_finite(name, arr)
         prefix, key = name.split("/", 1)
         arrays[prefix + "/"][key] = arr
     if offset != os.fstat(file.fileno()).st_size:
         raise Invalid("the file changed while reading")
-    return Checkpoint(source, arrays[PARAM_PREFIX], arrays[OPTIM_PREFIX], header)
+    return Checkpoint(source, arrays[PARAM_PREFIX], arrays[OPTIM_PREFIX], header,
+                      parameters_only=parameters_only)
+
+
+_FINITE_BLOCK = 1 << 20  # elements per block of the finiteness check: a bounded temporary
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    """Refuse ``arr`` (tensor ``name``) if it holds NaN or infinity: a float64 sum per block
+    (NaN and infinity propagate through it), counted exactly only when a sum is not finite."""
+    flat = np.asarray(arr).reshape(-1)
+    bad = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is counted
+        for i in range(0, flat.size, _FINITE_BLOCK):
+            block = flat[i : i + _FINITE_BLOCK]
+            if not math.isfinite(float(np.sum(block, dtype=np.float64))):
+                bad += int(np.count_nonzero(~np.isfinite(block)))
+    if bad:
+        raise Invalid(f"tensor {name!r} holds {bad} NaN or infinite value(s) of {flat.size}: "
+                      "the run that wrote it diverged, or the file was altered")
 
 
 def _our_header(metadata: dict[str, str]) -> dict[str, Any]:
@@ -315,8 +346,10 @@ def _same_json(what: str, given: dict[str, Any], canonical: dict[str, Any]) -> N
             raise Invalid(f"{what} {key} is {short(given[key])}, expected {short(want)}")
 
 
-def _expected_tensors(header: dict[str, Any], names: Collection[str]) -> dict[str, Any]:
-    """Name -> shape of every tensor ``header`` implies, once ``names`` are exactly those."""
+def _expected_tensors(header: dict[str, Any], names: Collection[str],
+                      parameters_only: bool = False) -> dict[str, Any]:
+    """Name -> shape of every tensor ``header`` implies, once ``names`` are exactly those
+    (with ``parameters_only``: the parameters, and ``names`` holds no optimizer tensor)."""
     sizes, names = header["model"]["sizes"], set(names)
     if len(sizes) > len(names) + 1:  # each layer has a weight: bounds the work below
         raise Invalid(f"the architecture has {len(sizes) - 1} layers, the file only "
@@ -326,7 +359,8 @@ def _expected_tensors(header: dict[str, Any], names: Collection[str]) -> dict[st
     optimizer.steps = header["optimizer"]["steps"]
     size = sum(math.prod(shape) for shape in params.values())
     expected = {PARAM_PREFIX + k: s for k, s in params.items()}
-    expected.update({OPTIM_PREFIX + k: s for k, s in optimizer.state_shapes(size).items()})
+    if not parameters_only:
+        expected.update({OPTIM_PREFIX + k: s for k, s in optimizer.state_shapes(size).items()})
     stray = sorted(n for n in names if not n.startswith((PARAM_PREFIX, OPTIM_PREFIX)))
     if stray:
         raise Invalid(f"unexpected tensors {few(stray)}")
@@ -354,30 +388,45 @@ def _check_tensors(header: dict[str, Any], expected: dict[str, Any],
                           f"{_TAGS[dtype]}")
 
 
-def _check_arrays(header: dict[str, Any], arrays: dict[str, Any]) -> None:
-    expected = _expected_tensors(header, arrays)
+def _check_arrays(header: dict[str, Any], arrays: dict[str, Any],
+                  parameters_only: bool = False) -> None:
+    expected = _expected_tensors(header, arrays, parameters_only)
     _check_tensors(header, expected, {n: (a.shape, _TAGS.get(a.dtype.name, a.dtype.name))
                                       for n, a in arrays.items()})
 
 
 def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: Any = "numpy",
             device: Any = None, *, fast: bool = True, jit: bool | None = None,
-            host_masks: bool = False, cuda_graph: bool = False) -> MLP:
+            host_masks: bool = False, cuda_graph: bool = False,
+            parameters_only: bool = False) -> MLP:
     """Rebuild the saved model on ``backend``/``device``: parameters, optimizer buffers and
     update count, and the model's random state (dropout masks) exactly, so training goes on as
     if uninterrupted, on any backend. ``fast``, ``jit``, ``host_masks`` and ``cuda_graph`` are as
     for :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
     moved between a GPU and another backend the same).
 
+    ``parameters_only=True`` (or a checkpoint loaded so) restores the parameters and random
+    state but leaves the optimizer as built, with no updates taken: a model to predict and
+    evaluate with, whose optimizer tensors are never read.
+
     Raises CheckpointError for an invalid checkpoint, backends.BackendError for a backend
     that cannot be used (not installed, no such device, no support for the dtype)."""
     ckpt = checkpoint_or_path
     if not isinstance(ckpt, Checkpoint):
-        ckpt = load(ckpt)
+        ckpt = load(ckpt, parameters_only=parameters_only)
+        checked = True  # load checked every value it read
+    else:
+        checked = False
+    parameters_only = parameters_only or ckpt.parameters_only
+    optimizer_state = {} if parameters_only else ckpt.optimizer_state
     where = ckpt.path if ckpt.path is not None else "<in memory>"
     try:
         _validate_header(ckpt.header)
-        _check_arrays(ckpt.header, _named(ckpt.params, ckpt.optimizer_state))
+        tensors = _named(ckpt.params, optimizer_state)
+        _check_arrays(ckpt.header, tensors, parameters_only)
+        if not checked:
+            for name, arr in tensors.items():
+                _check_finite(name, arr)
     except Invalid as exc:
         raise CheckpointError(cap(f"invalid checkpoint {where}: {exc}")) from None
     kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast, "jit": jit,
@@ -389,11 +438,13 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
     except (TypeError, ValueError) as exc:  # a backend problem is a BackendError, not these
         raise CheckpointError(f"checkpoint {where}: cannot rebuild the model ({exc})") from None
     model.load_state_dict(ckpt.params)
-    # Fresh copies: the in-place kernels write into the buffers, and torch shares host memory.
-    with model.backend.activate():
-        model.optimizer.load_state(ckpt.steps, {
-            name: model.backend.asarray(host, model.dtype, copy=True)
-            for name, host in ckpt.optimizer_state.items()})
+    if not parameters_only:
+        # Fresh copies: the in-place kernels write into the buffers, and torch shares host
+        # memory.
+        with model.backend.activate():
+            model.optimizer.load_state(ckpt.steps, {
+                name: model.backend.asarray(host, model.dtype, copy=True)
+                for name, host in optimizer_state.items()})
     model.rng.bit_generator.state = ckpt.rng_state  # checked: the backends' generator's
     return model
 

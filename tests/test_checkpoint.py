@@ -606,6 +606,146 @@ def test_restore_checks_in_memory_checkpoints(valid_parts) -> None:
         restore(Checkpoint(None, params, optim, header))
 
 
+NON_FINITE = {
+    "NaN weight": ("param/0.W", (1, 2), np.nan),
+    "infinite bias": ("param/0.b", (3,), np.inf),
+    "-inf output weight": ("param/6.W", (0, 0), -np.inf),
+    "NaN Adam moment": ("optim/m", (5,), np.nan),
+    "infinite Adam second moment": ("optim/v", (0,), np.inf),
+}
+
+
+def _with_non_finite(tensors: dict[str, np.ndarray], case: str) -> dict[str, np.ndarray]:
+    name, where, value = NON_FINITE[case]
+    bad = tensors[name].copy()
+    bad[where] = value
+    return {**tensors, name: bad}
+
+
+@pytest.mark.parametrize("case", list(NON_FINITE))
+def test_refuses_non_finite_tensors(tmp_path: Path, valid_parts, case: str) -> None:
+    """A diverged or altered checkpoint would evaluate, predict and resume without a word."""
+    header, tensors, _ = valid_parts
+    name = NON_FINITE[case][0]
+    bad = _with_non_finite(tensors, case)
+    path = _write(tmp_path / "bad.safetensors", bad, header)
+    message = str(_refused(path, rf"tensor '{re.escape(name)}' holds 1 NaN or infinite value"))
+    assert "\n" not in message
+    with pytest.raises(CheckpointError, match=rf"^invalid checkpoint {re.escape(str(path))}: "):
+        restore(path)
+    params = {k[6:]: v for k, v in bad.items() if k.startswith("param/")}
+    optim = {k[6:]: v for k, v in bad.items() if k.startswith("optim/")}
+    with pytest.raises(CheckpointError, match=r"in memory.*NaN or infinite"):
+        restore(Checkpoint(None, params, optim, header))
+    if name.startswith("optim/"):  # never read, so never refused
+        assert load(path, parameters_only=True).params.keys() == params.keys()
+        restore(path, parameters_only=True)
+        restore(Checkpoint(None, params, optim, header), parameters_only=True)
+    else:
+        with pytest.raises(CheckpointError, match="NaN or infinite"):
+            load(path, parameters_only=True)
+
+
+def test_non_finite_check_counts_across_blocks(monkeypatch) -> None:
+    monkeypatch.setattr(ck, "_FINITE_BLOCK", 4)
+    arr = np.arange(10.0, dtype=np.float32)
+    ck._check_finite("t", arr)
+    big = np.full(6, np.finfo(np.float64).max)  # a sum that overflows: counted, and all finite
+    ck._check_finite("t", big)
+    arr[[1, 6, 9]] = [np.nan, np.inf, -np.inf]
+    with pytest.raises(ck.Invalid, match=r"^tensor 't' holds 3 NaN or infinite value\(s\) of 10"):
+        ck._check_finite("t", arr)
+
+
+def _counting_reads(monkeypatch) -> list[int]:
+    """Patch the checkpoint reader's ``open_regular`` to record every ``readinto`` size."""
+    sizes: list[int] = []
+
+    class Counting:
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.file.close()
+
+        def readinto(self, buffer: Any) -> int:
+            sizes.append(memoryview(buffer).nbytes)
+            return self.file.readinto(buffer)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+    real = ck.open_regular
+    monkeypatch.setattr(ck, "open_regular", lambda path: Counting(real(path)))
+    return sizes
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_parameters_only_reads_no_optimizer_tensor(tmp_path: Path, monkeypatch,
+                                                    optimizer: str) -> None:
+    """Predicting and evaluating need the parameters alone: an Adam checkpoint is two thirds
+    optimizer moments, which ``parameters_only`` never reads nor keeps."""
+    model = _model(optimizer, "float32")
+    path = save(tmp_path / "m.safetensors", model)
+    param_bytes = sum(a.nbytes for a in model.state_dict().values())
+    optim_bytes = sum(a.nbytes for a in _host_state(model)[1].values())
+    assert optim_bytes >= param_bytes
+    sizes = _counting_reads(monkeypatch)
+    full = load(path)
+    assert sum(sizes) == param_bytes + optim_bytes
+    sizes.clear()
+    ckpt = load(path, parameters_only=True)
+    assert sum(sizes) == param_bytes and len(sizes) == len(model.state_dict())
+    assert ckpt.parameters_only and ckpt.optimizer_state == {}
+    assert ckpt.header == full.header
+    for k, v in full.params.items():
+        np.testing.assert_array_equal(ckpt.params[k], v)
+    sizes.clear()
+    again = restore(path, parameters_only=True)
+    assert sum(sizes) == param_bytes
+    x, _ = _batch(model, seed=99, n=16)
+    for restored in (again, restore(ckpt), restore(full, parameters_only=True)):
+        np.testing.assert_array_equal(restored.backend.to_numpy(restored.predict_proba(x)),
+                                      model.backend.to_numpy(model.predict_proba(x)))
+        assert restored.optimizer.steps == 0  # the optimizer as built: not for resuming
+        assert restored.rng.bit_generator.state == model.rng.bit_generator.state
+
+
+def test_parameters_only_still_checks_the_optimizer_tensors_layout(tmp_path: Path,
+                                                                   valid_parts) -> None:
+    """Names, shapes and dtypes come from the header, so they are checked without reading."""
+    header, tensors, _ = valid_parts
+    n = tensors["optim/m"].shape[0]
+    path = tmp_path / "bad.safetensors"
+    for bad, match in [(_tensors_with(tensors, optim__m=None), r"missing \['optim/m'\]"),
+                       (_tensors_with(tensors, optim__v=np.zeros(n + 1, np.float32)), "shape"),
+                       (_tensors_with(tensors, optim__v=np.zeros(n, np.float64)), "F64")]:
+        _write(path, bad, header)
+        with pytest.raises(CheckpointError, match=match):
+            load(path, parameters_only=True)
+
+
+def test_parameters_only_load_keeps_a_third_of_an_adam_checkpoint(tmp_path: Path) -> None:
+    """Peak memory of the load (NumPy's allocations, traced): the parameters only."""
+    import tracemalloc
+
+    model = mlp.MLP([784, 256, 10], seed=0)
+    path = save(tmp_path / "m.safetensors", model)
+    param_bytes = sum(a.nbytes for a in model.state_dict().values())
+    peaks = {}
+    for only in (False, True):
+        tracemalloc.start()
+        ckpt = load(path, parameters_only=only)
+        peaks[only] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del ckpt
+    assert peaks[False] >= 3 * param_bytes
+    assert peaks[True] < 1.2 * param_bytes, (peaks, param_bytes)
+
+
 # --- no pickle anywhere -----------------------------------------------------------------------
 
 PICKLING_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve",
