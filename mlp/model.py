@@ -143,9 +143,12 @@ class MLP:
     model on a second GPU stays there whatever device is current in the caller's thread.
 
     Inputs of :meth:`forward`, :meth:`train_step` and :meth:`evaluate` are ``(N, sizes[0])``
-    arrays of ``dtype`` on the model's device; labels are ``(N,)`` integers or ``(N, C)``
-    target rows. :meth:`fit`, :meth:`predict` and :meth:`predict_proba` also take host NumPy
-    arrays, and uint8 pixels (scaled by 1/255).
+    arrays of ``dtype`` on the model's device; labels are ``(N,)`` integers in
+    ``[0, sizes[-1])`` (:meth:`train_step` also takes ``(N, C)`` target rows).
+    :meth:`fit`, :meth:`predict` and :meth:`predict_proba` also take host NumPy arrays, and
+    uint8 pixels (scaled by 1/255). :meth:`fit`, :meth:`evaluate`, :meth:`predict` and
+    :meth:`predict_proba` check each set once per call (no NaN or infinity, at least one row,
+    labels in range); :meth:`train_step` checks shapes and dtypes only.
     """
 
     def __init__(
