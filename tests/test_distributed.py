@@ -365,3 +365,73 @@ def test_two_ranks_reach_the_single_process_accuracy_on_mnist(tmp_path):
     # Percent. Float32 sums in another order diverge like another seed: two epochs from seeds
     # 0-5 reach 98.05-98.17 % (standard deviation 0.04 points); the bound is ten times that.
     assert abs(two - one) <= 0.4, (two, one)
+
+
+# --- ranks that disagree, and errors before training: one line from rank 0 ---------------
+
+
+def _settings_digests(settings):
+    """What one rank with ``settings`` contributes to the comparison of settings."""
+    from mlp.cli import launch
+
+    comm, seen = FakeComm(), []
+    gather = comm.gather_host
+    comm.gather_host = lambda values: seen.append(list(values)) or gather(values)
+    launch.check_same_settings(Distributed(comm), settings)
+    return seen[0]
+
+
+def test_ranks_with_different_settings_are_refused_by_rank_0_naming_them():
+    from mlp.cli import launch
+    from mlp.cli.settings import DEFAULTS, FIXED, UsageError
+
+    mine = {**DEFAULTS, **FIXED, "lr": 1e-3}
+    theirs = {**mine, "batch_size": 256, "epochs": 3, "device": "cuda:1"}
+    rows = [_settings_digests(mine), _settings_digests(theirs)]
+    with pytest.raises(UsageError, match=r"different options \(--batch-size, --epochs of "
+                                         r"rank 1 against rank 0\)"):
+        launch.check_same_settings(Distributed(FakeComm(0, 2, gathered=rows)), mine)
+    with pytest.raises(SystemExit) as other:
+        launch.check_same_settings(Distributed(FakeComm(1, 2, gathered=rows)), theirs)
+    assert other.value.code == 2
+    same = [rows[0], _settings_digests({**mine, "device": "cuda:1"})]
+    launch.check_same_settings(Distributed(FakeComm(0, 2, gathered=same)), mine)
+
+
+def test_ranks_started_with_different_options_stop_with_one_line(tmp_path, fake_data):
+    mpiexec = _mpiexec()
+    rank = [sys.executable, "-m", "mlp", "train", "--distributed", "--dataset", "mnist",
+            "--hidden", "16", "--threads", "1", "--data-dir", fake_data, "--epochs", "1"]
+    run = subprocess.run([mpiexec, "-n", "1", *rank, "--batch-size", "500", ":", "-n", "1",
+                          *rank, "--batch-size", "1000"], env=_launcher_env(tmp_path),
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        "mlp train: error: the ranks were started with different options (--batch-size of "
+        "rank 1 against rank 0): every rank must run the same mlp train command (only "
+        "--device may differ) (see mlp train --help)"]
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["--distributed", "--batch-size", "2"], []],
+                         ids=["batch smaller than the ranks", "without --distributed"])
+def test_an_error_before_training_is_printed_once(args, tmp_path):
+    mpiexec = _mpiexec()
+    run = subprocess.run([mpiexec, "-n", "3", sys.executable, "-m", "mlp", "train", *args],
+                         env=_launcher_env(tmp_path), cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith("mlp train: error: ")
+    assert "Traceback" not in run.stderr
+
+
+def test_the_header_of_a_distributed_run_names_its_ranks(tmp_path, fake_data):
+    mpiexec = _mpiexec()
+    run = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mlp", "train",
+                          "--distributed", *SMALL, "--data-dir", fake_data, "--epochs", "1"],
+                         env=_launcher_env(tmp_path), cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    header = " ".join(run.stdout.split("epoch 1/1")[0].split())
+    assert "(1 thread each), data-parallel over 2 ranks" in header

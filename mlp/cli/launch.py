@@ -31,6 +31,8 @@ def setup(args: argparse.Namespace) -> Distributed | None:
     """
     ranks = launcher_ranks()
     if not getattr(args, "distributed", False):
+        if ranks > 1 and _launcher_rank() != 0:
+            raise SystemExit(2)  # the same refusal on every rank: the first one says it
         if ranks > 1:
             raise UsageError(f"this process is one of {ranks} started by an MPI launcher: add "
                              "--distributed to train them together (without it each would "
@@ -39,6 +41,8 @@ def setup(args: argparse.Namespace) -> Distributed | None:
     try:
         dist = Distributed()
     except backends.BackendError as exc:
+        if _launcher_rank() != 0:
+            raise SystemExit(2) from None
         raise UsageError(str(exc)) from None
     if not getattr(args, "threads", None):  # share the cores between this machine's ranks
         from .resources import usable_cores
@@ -47,6 +51,21 @@ def setup(args: argparse.Namespace) -> Distributed | None:
     if not dist.is_root:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     return dist
+
+
+#: Environment variables in which MPI launchers publish this process's rank.
+_LAUNCHER_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK",
+                            "PMIX_RANK", "SLURM_PROCID")
+
+
+def _launcher_rank() -> int:
+    """This process's rank as its MPI launcher published it (0 when none did)."""
+    for name in _LAUNCHER_RANK_VARIABLES:
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return 0
 
 
 def check_same_settings(dist: Distributed | None, settings: dict[str, Any],
@@ -69,9 +88,9 @@ def check_same_settings(dist: Distributed | None, settings: dict[str, Any],
     ranks = sorted({r for i in differ for r in range(dist.size) if every[r, i] != every[0, i]})
     names = ["the --resume checkpoint's position" if i == len(keys) else
              "--" + keys[i].replace("_", "-") for i in differ]
-    raise UsageError(f"the ranks were started with different options: {', '.join(names)} of "
-                     f"rank {', '.join(map(str, ranks))} differ from rank 0's; every rank must "
-                     "run the same mlp train command (only --device may differ)")
+    raise UsageError(f"the ranks were started with different options ({', '.join(names)} of "
+                     f"rank {', '.join(map(str, ranks))} against rank 0): every rank must run "
+                     "the same mlp train command (only --device may differ)")
 
 
 def _digest(value: Any) -> int:
