@@ -27,7 +27,8 @@ class JaxPeer:
     donates the parameters and Adam's state to their successors, as our compiled step does.
 
     ``params`` (host arrays by name, as ``MLP.state_dict()`` gives them) sets the initial
-    weights, so the peer and our model can start from the same point.
+    weights, so the peer and our model can start from the same point. :meth:`step` trains on a
+    given batch (the per-step rows); :meth:`epoch` is the epoch contest's peer.
     """
 
     def __init__(self, sizes: Sequence[int], dtype: str, device: Any = None,
@@ -72,7 +73,13 @@ class JaxPeer:
                 lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v)
             return params, (m, v, t), loss
 
+        def gather_step(params: Any, state: Any, x_all: Any, y_all: Any,
+                        idx: Any) -> tuple[Any, Any, Any]:
+            # The batch is gathered inside the compiled step, as JAX users write it.
+            return step(params, state, x_all[idx], y_all[idx])
+
         self._step = jax.jit(step, donate_argnums=(0, 1))
+        self._gather_step = jax.jit(gather_step, donate_argnums=(0, 1))
 
     def _put(self, host: Any) -> Any:
         return self.jnp.asarray(numpy.asarray(host, dtype=self.dtype), device=self.device)
@@ -84,6 +91,23 @@ class JaxPeer:
 
     def synchronize(self) -> None:
         self.jax.block_until_ready((self.params, self.state))
+
+    def epoch(self, x: Any, y: Any, batch: int, perm: numpy.ndarray) -> tuple[float, float]:
+        """One epoch over the whole set ``x (N, D)`` (float, already / 255) and int32 ``y (N,)``
+        on the device, in the order of the host permutation ``perm``: each jitted step gathers
+        its batch from ``x`` and ``y``. The batch indices go to the device before the timed
+        loop. Returns ``(seconds, mean loss)``."""
+        jnp = self.jnp
+        n = x.shape[0]
+        batches = [jnp.asarray(perm[i : i + batch], dtype=jnp.int32, device=self.device)
+                   for i in range(0, n, batch)]
+        loss_sum = jnp.zeros((), dtype=self.dtype, device=self.device)
+        start = time.perf_counter()
+        for idx in batches:
+            self.params, self.state, loss = self._gather_step(self.params, self.state, x, y, idx)
+            loss_sum = loss_sum + loss * idx.shape[0]
+        mean_loss = float(loss_sum) / n
+        return time.perf_counter() - start, mean_loss
 
 
 def _interleaved(steppers: dict[str, tuple[Callable[[], Any], Callable[[], None]]],

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.overwrite and (found := existing_results(out_dir, json_path, args.report_only)):
         return _error(f"{found[0]} exists: pass --overwrite to replace it, or choose another --out")
     if importlib.util.find_spec("pytest_benchmark") is None:
-        return _error("the benchmarks need pytest-benchmark: pip install \"array-api-mlp[bench]\"")
+        return _error("the benchmarks need pytest-benchmark: pip install \".[bench]\"")
     _results_folder(out_dir)
     rc = 0
     if not args.report_only:
@@ -157,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     if not json_path.exists():
         print(f"no benchmark results at {json_path}: nothing to report", file=sys.stderr)
         return rc or 1
-    from .report import build_report
+    from .report import build_report, busy_warning, load
 
     notes = [] if args.report_only else [_describe(args)]
     if args.note:
         notes.insert(0, args.note)
     note = "\n\n".join(notes) or None
     report = build_report(json_path, out_dir, note=note)
+    warning = busy_warning(load(json_path))
+    if warning:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     print(f"report: {report}")
     print(f"plots:  {report.parent / PLOT_DIR}")
     print(f"data:   {json_path}")

@@ -25,7 +25,7 @@ from backends import BackendError
 from mlp import MLP, Adam
 from mlp.train import DeviceData, Trainer
 
-from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, Contest
+from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, WARMUP_SEED, Contest
 from .phases import breakdown
 from .workloads import (
     BENCH_LR,
@@ -49,7 +49,9 @@ from .workloads import (
     configs,
     epoch_data,
     epoch_flops,
+    initial_params,
     peer_configs,
+    permutation,
     step_flops,
 )
 
@@ -288,7 +290,7 @@ def test_epoch(benchmark: Any, spec: BackendSpec, epoch_host: tuple[Any, Any],
     images, labels = epoch_host
     model = _model(spec, SIZES[QUICK_SIZE], QUICK_DTYPE, EPOCH_LR)
     warm = DeviceData(model, images[:WARMUP_SAMPLES], labels[:WARMUP_SAMPLES])
-    Trainer(model, warm, None, batch_size=QUICK_BATCH, epochs=1, seed=1).fit()
+    Trainer(model, warm, None, batch_size=QUICK_BATCH, epochs=1, seed=WARMUP_SEED).fit()
     data = DeviceData(model, images, labels)
     seeds = iter(range(100, 10_000))
 
@@ -328,19 +330,24 @@ def test_epoch_peer(benchmark: Any, device: str, epoch_host: tuple[Any, Any],
     dev = _torch_device(device)
     import torch
 
-    peer = TorchPeer(SIZES[QUICK_SIZE], QUICK_DTYPE, dev, lr=EPOCH_LR)
+    peer = TorchPeer(SIZES[QUICK_SIZE], QUICK_DTYPE, dev, lr=EPOCH_LR, params=initial_params())
     images = torch.from_numpy(epoch_host[0]).to(dev)
     labels = torch.from_numpy(epoch_host[1]).to(dev)
-    generator = torch.Generator().manual_seed(0)
-    peer.epoch(images[:WARMUP_SAMPLES], labels[:WARMUP_SAMPLES], QUICK_BATCH, generator)
+    warm = torch.from_numpy(permutation(WARMUP_SEED, len(labels[:WARMUP_SAMPLES]))).to(dev)
+    peer.epoch(images[:WARMUP_SAMPLES], labels[:WARMUP_SAMPLES], QUICK_BATCH, warm)
+    seeds = iter(range(100, 10_000))
 
-    def run() -> tuple[float, int]:
-        result = peer.epoch(images, labels, QUICK_BATCH, generator)
+    def setup() -> tuple[tuple[Any], dict[str, Any]]:
+        # the permutation of each round, drawn outside the timing (as the trainer's is)
+        return (torch.from_numpy(permutation(next(seeds), len(labels))).to(dev),), {}
+
+    def run(perm: Any) -> tuple[float, int]:
+        result = peer.epoch(images, labels, QUICK_BATCH, perm)
         peer.synchronize()
         return result
 
     _record_epoch(benchmark, "epoch-peer", "torch.nn", device, len(labels))
-    loss, _ = benchmark.pedantic(run, rounds=_rounds(request), iterations=1)
+    loss, _ = benchmark.pedantic(run, setup=setup, rounds=_rounds(request), iterations=1)
     benchmark.extra_info["train_loss"] = loss
 
 

@@ -286,10 +286,15 @@ TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/
 
 
 class TorchPeer:
-    """The same MLP written the idiomatic PyTorch way (``nn.Sequential``, autograd, Adam)."""
+    """The same MLP written the idiomatic PyTorch way (``nn.Sequential``, autograd, Adam).
+
+    ``params`` (host arrays by name, as ``MLP.state_dict()`` gives them: ``"0.W"`` of shape
+    ``(in, out)``, ``"0.b"``, ``"2.W"``, ...) sets the initial weights, so the peer and our model
+    can start from the same point; without it PyTorch initialises them (seeded by ``seed``).
+    """
 
     def __init__(self, sizes: Sequence[int], dtype: str, device: Any, lr: float = BENCH_LR,
-                 seed: int = 0) -> None:
+                 seed: int = 0, params: dict[str, numpy.ndarray] | None = None) -> None:
         import torch
         from torch import nn
 
@@ -301,7 +306,12 @@ class TorchPeer:
         layers: list[Any] = []
         shapes = layer_shapes(sizes)
         for i, (n_in, n_out) in enumerate(shapes):
-            layers.append(nn.Linear(n_in, n_out))
+            linear = nn.Linear(n_in, n_out)
+            if params is not None:
+                with torch.no_grad():
+                    linear.weight.copy_(torch.as_tensor(numpy.asarray(params[f"{2 * i}.W"]).T))
+                    linear.bias.copy_(torch.as_tensor(numpy.asarray(params[f"{2 * i}.b"])))
+            layers.append(linear)
             if i < len(shapes) - 1:
                 layers.append(nn.ReLU())
         self.model = nn.Sequential(*layers).to(device=self.device, dtype=self.dtype)
@@ -328,12 +338,12 @@ class TorchPeer:
         self.optimizer.step()
         return loss
 
-    def epoch(self, images: Any, labels: Any, batch: int, generator: Any) -> tuple[float, int]:
+    def epoch(self, images: Any, labels: Any, batch: int, perm: Any) -> tuple[float, int]:
         """One shuffled epoch over uint8 ``images (N, D)`` and int64 ``labels (N,)`` already on
-        the device: gather each batch by a random permutation, convert it to float / 255, step
-        (:meth:`train`). Returns ``(mean loss, correct)``."""
+        the device: gather each batch by ``perm`` (an int64 tensor on the device, drawn by the
+        caller, outside any timing), convert it to float / 255, step (:meth:`train`). Returns
+        ``(mean loss, correct)``."""
         n = images.shape[0]
-        perm = self.torch.randperm(n, generator=generator).to(self.device)
         return self.train(((images[idx].to(self.dtype) / 255.0, labels[idx])
                            for idx in (perm[i : i + batch] for i in range(0, n, batch))), n)
 
@@ -353,6 +363,19 @@ class TorchPeer:
             loss_sum += loss.detach() * yb.shape[0]
             correct += (out.argmax(dim=1) == yb).sum()
         return loss_sum.item() / n, int(correct.item())
+
+
+def permutation(seed: int, n: int) -> numpy.ndarray:
+    """The permutation :class:`mlp.train.Trainer` draws for its first epoch with ``seed``: the
+    order every contestant of the epoch contest trains in."""
+    return numpy.random.default_rng(seed).permutation(n)
+
+
+def initial_params(size: str = QUICK_SIZE, dtype: str = QUICK_DTYPE) -> dict[str, numpy.ndarray]:
+    """The initial weights of our model (``MLP(..., seed=0)``) by name: every peer starts there."""
+    from mlp import MLP
+
+    return MLP(list(SIZES[size]), dtype=dtype, seed=0).state_dict()
 
 
 def epoch_data(n: int = EPOCH_SAMPLES) -> tuple[numpy.ndarray, numpy.ndarray]:
