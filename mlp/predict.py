@@ -10,8 +10,12 @@ output itself for a model ending in softmax). Output, per readable file, in the 
   ``{"file": "digit.png", "prediction": 7, "probability": 0.991,
   "top": [{"class": 7, "probability": 0.991}, ...]}`` with ``--top`` entries in ``top``.
 
-An unreadable image is one error line on stderr naming the file; the other files are still
-predicted and the exit status is 1. A bad checkpoint or backend is one line, exit 1.
+An unreadable image (missing, not a regular file, too large, out of memory, no digit) is one
+error line on stderr naming the file; the other files are still predicted and the exit status
+is 1. A doubtful reading (the "digit" covers most of the image) is one warning line, and the
+file is predicted. File names that are not UTF-8 are printed with U+FFFD for their undecodable
+bytes. A bad checkpoint is one line ``mlp: error: ...``, exit 1, and a backend that cannot be
+used a usage error, exit 2, as for ``mlp evaluate``.
 """
 
 from __future__ import annotations
@@ -19,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+import warnings
+from typing import Any, TextIO
 
 import backends
 
-from .errors import MLPError
-from .images import SIZE, ImageError, read_digit
-
-PROG = "mlp predict"
+from .errors import CheckpointError
+from .images import SIZE, ImageError, read_digit, shown
 
 
 def _top(text: str) -> int:
@@ -64,37 +67,53 @@ def probabilities(model: Any, pixels: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Predict every image in ``args.images``; returns the exit status (0, or 1 when any
-    image or the checkpoint could not be used)."""
-    from . import checkpoint
+    image could not be used).
 
-    debug = getattr(args, "debug", False)
+    Raises:
+        CheckpointError: the checkpoint cannot be used (the caller prints it as one line).
+        UsageError: the backend or device cannot be used.
+    """
+    from . import checkpoint
+    from .cli.settings import UsageError
+
+    ckpt = checkpoint.load(args.checkpoint)
+    inputs = ckpt.config["sizes"][0]
+    if inputs != SIZE * SIZE:
+        raise CheckpointError(f"checkpoint {shown(args.checkpoint)} takes {inputs} inputs, "
+                              f"not {SIZE}x{SIZE} images")
     try:
-        ckpt = checkpoint.load(args.checkpoint)
         model = checkpoint.restore(ckpt, backend=args.backend, device=args.device)
-    except (MLPError, backends.BackendError) as exc:
-        if debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    if model.sizes[0] != SIZE * SIZE:
-        print(f"{PROG}: error: {args.checkpoint}: the model takes {model.sizes[0]} inputs, "
-              f"not {SIZE}x{SIZE} images", file=sys.stderr)
-        return 1
+    except backends.BackendError as exc:
+        raise UsageError(str(exc)) from None
 
     status = 0
     k = min(args.top, model.sizes[-1])
     for path in args.images:
         try:
-            pixels = read_digit(path)
+            with warnings.catch_warnings(record=True) as doubts:
+                warnings.simplefilter("always")
+                pixels = read_digit(path)
+            p = probabilities(model, pixels[None, :])[0]
         except ImageError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            _say(f"mlp: error: {exc}", sys.stderr)
             status = 1
             continue
-        p = probabilities(model, pixels[None, :])[0]
+        except MemoryError:
+            _say(f"mlp: error: {shown(path)}: not enough memory to predict it", sys.stderr)
+            status = 1
+            continue
+        for doubt in doubts:
+            _say(f"mlp: warning: {doubt.message}", sys.stderr)
         # Most likely first; ties keep the lower class first, as argmax does.
         best = sorted(range(len(p)), key=lambda c: -float(p[c]))[:k]
-        print(_format(str(path), best, p, args.json), flush=True)
+        _say(_format(shown(path), best, p, args.json), sys.stdout)
     return status
+
+
+def _say(line: str, stream: TextIO) -> None:
+    """Print ``line`` on ``stream``; what its encoding cannot show becomes ``?``."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    print(line.encode(encoding, "replace").decode(encoding), file=stream, flush=True)
 
 
 def _format(path: str, best: list[int], p: Any, as_json: bool) -> str:
