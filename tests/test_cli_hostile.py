@@ -64,8 +64,8 @@ def two_epochs(fake_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
               fake_data, "--save", first, "--quiet", cwd=tmp)
     assert run.returncode == 0, run.stderr
     shutil.copy(first, second)
-    run = mlp("train", "--resume", second, "--epochs", "2", "--metrics", lines, "--data-dir",
-              fake_data, "--quiet", cwd=tmp)
+    run = mlp("train", "--resume", second, "--save", second, "--epochs", "2", "--metrics",
+              lines, "--data-dir", fake_data, "--quiet", cwd=tmp)
     assert run.returncode == 0, run.stderr
     assert checkpoint.load(second).meta["epoch"] == 2
     return {"first": first, "second": second, "metrics": lines}
@@ -237,10 +237,11 @@ def test_a_full_disk_leaves_whole_metrics_lines(tmp_path: Path) -> None:
     target = tmp_path / "run.jsonl"
     run = subprocess.run([sys.executable, "-c", FULL_DISK, str(target)], capture_output=True,
                          text=True, timeout=600, check=False)
-    assert run.returncode == 0 and run.stdout.strip() == "File too large", run.stderr
+    assert run.returncode == 0, run.stderr
     text = target.read_text()
     assert text.endswith("\n") and 0 < len(text) <= 300
     assert [m["epoch"] for m in metrics_of(target)] == list(range(1, text.count("\n") + 1))
+    assert run.stdout.strip() == "File too large"  # the operating system's reason
 
 
 PAUSE_IN_IMPORT = '''\
