@@ -331,8 +331,7 @@ class MLP:
         checked: a few reductions and read-backs for the whole set; ``which`` prefixes the
         names in messages (``"validation "``)."""
         self._check_rows(data.x, f"{which}x")
-        self._check_finite(data.x, f"{which}inputs")
-        self._check_labels(data.y, data.n, f"{which}labels")
+        self._check_values(data.x, data.y, which)
         return data
 
     @on_device
@@ -421,8 +420,7 @@ class MLP:
         batch_size = count_argument("batch_size", batch_size)
         self._check_rows(x, "x")
         n = x.shape[0]
-        self._check_finite(x)
-        self._check_labels(y, n)
+        self._check_values(x, y)
         total_loss = xp.zeros((), dtype=self.dtype, device=self.backend.device)
         correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         for i, xb in zip(range(0, n, batch_size), self._batches(x, batch_size, scale),
@@ -457,29 +455,43 @@ class MLP:
         if x.shape[0] == 0:
             raise ValueError(f"{what} has 0 rows: at least one sample is needed")
 
-    def _check_labels(self, y: Array, n: int, what: str = "labels") -> None:
-        """``y`` holds ``n`` integer labels in ``[0, classes)``: one reduction and one
-        read-back per call."""
-        xp, classes = self.xp, self.sizes[-1]
+    def _check_values(self, x: Array, y: Array, which: str = "") -> None:
+        """No NaN or infinity in floating ``x`` and ``y`` holds ``x.shape[0]`` integer labels
+        in ``[0, classes)``: one reduction and one read-back for both (per call of :meth:`fit`
+        or :meth:`evaluate`, not per batch). ``which`` prefixes the names in messages."""
+        xp, classes, n = self.xp, self.sizes[-1], x.shape[0]
         if tuple(y.shape) != (n,):
-            raise ValueError(f"expected {what} of shape ({n},), got {tuple(y.shape)}")
+            raise ValueError(f"expected {which}labels of shape ({n},), got {tuple(y.shape)}")
         if not xp.isdtype(y.dtype, "integral"):
-            raise TypeError(f"{what} must be integer class indices, not {y.dtype}")
-        low, high = (int(v) for v in self.backend.to_numpy(
-            xp.stack([xp.min(y), xp.max(y)])).tolist())
-        if low < 0 or high >= classes:
-            raise ValueError(f"{what} must be class indices in [0, {classes}), got values "
-                             f"from {low} to {high}")
+            raise TypeError(f"{which}labels must be integer class indices, not {y.dtype}")
+        info = xp.iinfo(y.dtype)
+        outside = xp.zeros(y.shape, dtype=xp.bool, device=self.backend.device)
+        if info.min < 0:
+            outside = xp.logical_or(outside, y < 0)
+        if classes <= info.max:
+            outside = xp.logical_or(outside, y >= classes)
+        parts = [xp.sum(xp.astype(outside, xp.int64))]
+        if xp.isdtype(x.dtype, "real floating"):
+            parts.append(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
+        bad = [int(v) for v in self.backend.to_numpy(xp.stack(parts)).tolist()]
+        if len(bad) > 1 and bad[1]:
+            raise ValueError(f"{which}inputs hold {bad[1]} NaN or infinite value(s) of "
+                             f"{x.shape[0] * x.shape[1]}; clean or impute them first")
+        if bad[0]:
+            low, high = (int(v) for v in self.backend.to_numpy(
+                xp.stack([xp.min(y), xp.max(y)])).tolist())
+            raise ValueError(f"{which}labels must be class indices in [0, {classes}): "
+                             f"{bad[0]} of {n} are not (values from {low} to {high})")
 
-    def _check_finite(self, x: Array, what: str = "inputs") -> None:
+    def _check_finite(self, x: Array) -> None:
         """No NaN or infinity in floating ``x``: one reduction and one read-back per call (so
-        per call of :meth:`fit`, :meth:`predict` or :meth:`evaluate`, not per batch)."""
+        per call of :meth:`predict`, not per batch)."""
         xp = self.xp
         if not xp.isdtype(x.dtype, "real floating"):
             return
         bad = int(self.backend.to_numpy(xp.sum(xp.astype(~xp.isfinite(x), xp.int64))))
         if bad:
-            raise ValueError(f"{what} hold {bad} NaN or infinite value(s) of "
+            raise ValueError(f"inputs hold {bad} NaN or infinite value(s) of "
                              f"{x.shape[0] * x.shape[1]}; clean or impute them first")
 
     # --- parameters ----------------------------------------------------------------------

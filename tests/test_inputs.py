@@ -58,11 +58,15 @@ def test_fit_checks_the_inputs_once_per_call(monkeypatch: pytest.MonkeyPatch) ->
     x, y = _data()
     model = _model()
     calls: list[tuple[int, ...]] = []
-    check = model._check_finite
-    monkeypatch.setattr(model, "_check_finite",
+    check = model._check_values
+    monkeypatch.setattr(model, "_check_values",
                         lambda a, *args: (calls.append(tuple(a.shape)), check(a, *args)))
     model.fit(x, y, epochs=2, batch_size=8)
     assert calls == [x.shape]
+    calls.clear()
+    model.fit(x, y, epochs=2, batch_size=8, validation=(x[:10], y[:10]))
+    # The validation set once before training, then by evaluate after each epoch.
+    assert calls == [x.shape, (10, SIZES[0]), (10, SIZES[0]), (10, SIZES[0])]
 
 
 def test_non_finite_inputs_on_every_backend(backend) -> None:
@@ -96,7 +100,8 @@ def test_fit_refuses_labels_outside_the_classes(case: str) -> None:
     x, _ = _data()
     model = _model()
     before = model.state_dict()
-    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 4\), got "):
+    outside = r"^labels must be class indices in \[0, 4\): \d+ of 24 are not \(values from "
+    with pytest.raises(ValueError, match=outside):
         model.fit(x, _labels(case), batch_size=8)
     _unchanged(model, before)
 
@@ -124,7 +129,7 @@ def test_evaluate_refuses_labels_outside_the_classes(backend, case: str) -> None
     x, _ = _data()
     model = _model(backend)
     y = backend.asarray(_labels(case))
-    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 4\), got values"):
+    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 4\): \d+ of 24"):
         model.evaluate(backend.asarray(x, model.dtype), y)
 
 
@@ -148,6 +153,23 @@ def test_evaluate_refuses_labels_of_another_shape() -> None:
     model = _model()
     with pytest.raises(ValueError, match=r"^expected labels of shape \(24,\), got \(23,\)"):
         model.evaluate(x, y[:-1])
+
+
+def test_the_message_counts_the_labels_outside() -> None:
+    x, y = _data()
+    y[[2, 7]] = [-3, 9]
+    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 4\): 2 of 24 "
+                                         r"are not \(values from -3 to 9\)$"):
+        _model().evaluate(x, y)
+
+
+def test_labels_of_a_narrow_dtype_for_many_classes() -> None:
+    """uint8 labels cannot reach 300 classes: nothing to compare (nor to overflow)."""
+    x, y = _data()
+    model = MLP([SIZES[0], 300], seed=0)
+    assert len(model.fit(x, (y * 60).astype(np.uint8), batch_size=8)) == 1
+    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 300\): 1 of"):
+        model.evaluate(x, np.where(np.arange(24) == 3, 300, y).astype(np.int16))
 
 
 def test_labels_at_the_edges_are_accepted() -> None:
