@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_cli import run_mlp
+from cli_support import clean_env
+from PIL import Image, ImageOps
+from test_cli import assert_usage_error, run_mlp
 
+import mlp.predict
 from mlp import MLP, Adam, checkpoint, data
 from mlp.predict import add_arguments, run
 from mlp.train import PIXEL_SCALE
@@ -201,3 +204,97 @@ def test_bad_checkpoint_is_one_line(content: bytes | None, trained: dict, tmp_pa
 def test_top_must_be_positive(tmp_path: Path) -> None:
     result = run_mlp("predict", "--checkpoint", "x", "--top", "0", "a.png", cwd=tmp_path)
     assert result.returncode == 2 and "--top" in result.stderr
+
+
+def test_a_fifo_among_the_images_is_one_line(trained: dict, tmp_path: Path) -> None:
+    """A FIFO is refused at once (no writer ever comes), and the files around it are
+    predicted."""
+    good = [variant("stored", d, tmp_path, i) for i, d in enumerate(trained["digits"][:2])]
+    os.mkfifo(tmp_path / "pipe.png")
+    result = run_mlp("predict", "--checkpoint", trained["path"], good[0], "pipe.png", good[1],
+                     cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "mlp: error: pipe.png: it is a FIFO, not a regular file\n"
+    predicted = [int(line.split(": ")[1].split()[0]) for line in result.stdout.splitlines()]
+    assert predicted == trained["expected"][:2]
+
+
+def test_names_that_are_not_utf8_under_a_strict_stdout(trained: dict, tmp_path: Path) -> None:
+    """The file names b'bad\\xff.png' (a digit) and b'gone\\xff.png' (missing), printed under a
+    UTF-8 stdout and stderr that raise on what they cannot encode: U+FFFD stands for the byte."""
+    digit = variant("stored", trained["digits"][0], tmp_path, 0)
+    os.rename(digit, tmp_path / os.fsdecode(b"bad\xff.png"))
+    env = {**clean_env(tmp_path), "PYTHONIOENCODING": "utf-8:strict"}
+    for extra in ((), ("--json",)):
+        result = run_mlp("predict", "--checkpoint", trained["path"], *extra,
+                         os.fsdecode(b"bad\xff.png"), os.fsdecode(b"gone\xff.png"),
+                         cwd=tmp_path, env=env)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr == "mlp: error: gone\ufffd.png: no such file\n"
+        if extra:
+            assert json.loads(result.stdout)["file"] == "bad\ufffd.png"
+        else:
+            assert result.stdout.startswith(f"bad\ufffd.png: {trained['expected'][0]} (")
+
+
+def test_running_out_of_memory_is_one_line_per_image(trained: dict, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory runs out decoding one image (the 30 x 30 one) and predicting another (the third
+    file): each is one line, and the others are predicted."""
+    files = [variant("stored", d, tmp_path, i) for i, d in enumerate(trained["digits"][:4])]
+    Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(tmp_path / "huge.png")
+    files.insert(1, tmp_path / "huge.png")
+    transpose, forward, calls = ImageOps.exif_transpose, mlp.predict.probabilities, []
+
+    def decode(img: Image.Image) -> Image.Image:
+        if img.size == (30, 30):
+            raise MemoryError
+        return transpose(img)
+
+    def predict_proba(model: object, pixels: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError
+        return forward(model, pixels)
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", decode)
+    monkeypatch.setattr(mlp.predict, "probabilities", predict_proba)
+    status, out, err = predict("--checkpoint", str(trained["path"]), *map(str, files),
+                               capsys=capsys)
+    assert status == 1
+    assert err.splitlines() == [f"mlp: error: {files[1]}: not enough memory to decode the image",
+                                f"mlp: error: {files[2]}: not enough memory to predict it"]
+    predicted = [int(line.split(": ")[1].split()[0]) for line in out.splitlines()]
+    assert predicted == [trained["expected"][0], *trained["expected"][2:4]]
+
+
+def test_a_page_covered_in_ink_is_a_warning_line(trained: dict, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    page = np.full((60, 60), 255, dtype=np.uint8)
+    for row in range(4, 56, 8):
+        page[row : row + 6, 4:56] = 0  # thick bars over most of the page
+    Image.fromarray(page).save(tmp_path / "bars.png")
+    status, out, err = predict("--checkpoint", str(trained["path"]), str(tmp_path / "bars.png"),
+                               capsys=capsys)
+    assert status == 0 and len(out.splitlines()) == 1
+    assert err.startswith(f"mlp: warning: {tmp_path / 'bars.png'}: the digit covers ")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_evaluate_and_predict_report_errors_alike(command: str, trained: dict,
+                                                  tmp_path: Path) -> None:
+    """A bad checkpoint is ``mlp: error: ...`` and exit 1, a device the backend lacks a usage
+    error of the command and exit 2, for both commands."""
+    file = variant("stored", trained["digits"][0], tmp_path, 0)
+    images = [file] if command == "predict" else []
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    result = run_mlp(command, "--checkpoint", "bad.safetensors", *images, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mlp: error: invalid checkpoint bad.safetensors: ")
+    assert len(result.stderr.splitlines()) == 1
+    result = run_mlp(command, "--checkpoint", trained["path"], "--device", "cuda:0", *images,
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert_usage_error(result.stderr, f"mlp {command}", "runs on device 'cpu' only")
