@@ -49,7 +49,7 @@ def setup(args: argparse.Namespace) -> Distributed | None:
 
         args.threads = max(1, usable_cores() // dist.comm.local_size)
     if not dist.is_root:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+        sys.stdout = open(os.devnull, "w", errors="replace")  # noqa: SIM115 - for the life of the process
     return dist
 
 
