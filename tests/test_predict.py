@@ -298,3 +298,13 @@ def test_evaluate_and_predict_report_errors_alike(command: str, trained: dict,
                      cwd=tmp_path)
     assert result.returncode == 2
     assert_usage_error(result.stderr, f"mlp {command}", "runs on device 'cpu' only")
+
+
+def test_evaluate_prints_a_checkpoint_name_that_is_not_utf8(trained: dict,
+                                                           tmp_path: Path) -> None:
+    name = os.fsdecode(b"bad\xff.safetensors")
+    (tmp_path / name).write_bytes(Path(trained["path"]).read_bytes())
+    env = {**clean_env(tmp_path), "PYTHONIOENCODING": "utf-8:strict"}
+    result = run_mlp("evaluate", "--checkpoint", name, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("bad\ufffd.safetensors: mnist test set, 10000 images")
