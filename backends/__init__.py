@@ -53,6 +53,12 @@ def available() -> list[dict[str, Any]]:
         except BackendError as exc:
             out.append({"name": name, "ok": False, "error": str(exc), "hint": INSTALL_HINT[name]})
             continue
+        except Exception as exc:  # noqa: BLE001 - a broken install fails in its own ways
+            detail = " ".join(str(exc).split())[:300]
+            out.append({"name": name, "ok": False, "hint": INSTALL_HINT[name],
+                        "error": f"backend {name!r} fails to start ({type(exc).__name__}: "
+                                 f"{detail}); reinstall it with: {INSTALL_HINT[name]}"})
+            continue
         out.append(
             {
                 "name": name,

@@ -5,12 +5,16 @@ operation; these loops make one, which on a CPU is the difference between the op
 costing a third of the matrix products and a tenth. They evaluate the same expressions in the
 same order and precision as :class:`backends.ops.GenericOps` (Numba does not contract
 ``a * b + c`` into fused multiply-adds unless asked), so they give the same numbers; the tests
-compare them. Without Numba (``pip install "array-api-mlp[fast]"``) ``available()`` is false
+compare them. Without Numba (``pip install ".[fast]"``) ``available()`` is false
 and the NumPy backend uses the portable update.
 
 Numba's on-disk cache of the compiled code goes to a per-user folder (``$NUMBA_CACHE_DIR`` when
 set, else ``numba`` in the package's user cache folder), never next to the installed sources;
-when no such folder is writable the kernels are compiled without a cache.
+when no such folder is writable the kernels are compiled without a cache. When writing (or
+reading) the cache fails later (a full disk, a file-size limit, a file made read-only), one
+warning names the folder and the kernels are compiled again without a cache: a cache never
+fails a run. A Numba that fails to import (or does not finish importing) is one warning naming
+it, and the portable update is used.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ import importlib.util
 import math
 import os
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .imports import load
 
 APP_NAME = "array-api-mlp"
 
@@ -53,8 +61,40 @@ class Kernels(NamedTuple):
 
 
 def available() -> bool:
-    """Whether Numba is installed (it is imported only when the kernels are first needed)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether Numba is installed and imports (a broken one: a warning naming it, once)."""
+    return _numba() is not None
+
+
+_numba_module: Any = None
+_numba_error: str | None = None
+_numba_checked = False
+
+
+def _numba() -> Any:
+    """The ``numba`` module, or ``None`` when it is not installed or fails to import."""
+    global _numba_module, _numba_error, _numba_checked
+    if not _numba_checked:
+        _numba_checked = True
+        if importlib.util.find_spec("numba") is None:
+            _numba_error = "Numba is not installed"
+        else:
+            try:
+                _numba_module = load("numba")
+            except ImportError as exc:  # BrokenImport, or a dependency of Numba missing
+                _numba_error = str(exc)
+                warnings.warn(f"the compiled kernels are off: {exc}", RuntimeWarning,
+                              stacklevel=4)
+    return _numba_module
+
+
+def status() -> str:
+    """Whether the compiled kernels are active, in a few words (for ``mlp info``)."""
+    numba = _numba()
+    if numba is None:
+        return f"off, the portable update ({_numba_error})"
+    folder = cache_dir()
+    where = f"cached in {folder}" if folder is not None else "no writable cache folder"
+    return f"on, Numba {numba.__version__} ({where})"
 
 
 def cache_dir() -> Path | None:
@@ -87,11 +127,55 @@ def _cache_into(folder: Path) -> Iterator[None]:
         config.CACHE_DIR = saved
 
 
-def _build() -> Kernels:
-    import numba
+#: Numba's options for every loop (``cache`` aside).
+_OPTIONS = {"nogil": True, "error_model": "numpy"}
 
+
+class _Loop:
+    """A compiled loop that, when its on-disk cache cannot be read or written, compiles again
+    without one. Numba compiles (and writes the cache) on a call with new argument types,
+    before the loop runs, so a call that failed that way has changed nothing and is repeated.
+    """
+
+    def __init__(self, dispatcher: Any, folder: Path | None) -> None:
+        self._dispatcher = dispatcher
+        self._folder = folder
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self._dispatcher(*args)
+        except OSError as exc:
+            if self._folder is None:
+                raise
+            _uncached(self._folder, exc)
+            self._folder = None
+            self._dispatcher = load("numba").njit(**_OPTIONS)(self._dispatcher.py_func)
+            return self._dispatcher(*args)
+
+
+_warned_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _uncached(folder: Path, exc: OSError) -> None:
+    """Warn, once per folder, that the kernels' cache in ``folder`` failed."""
+    with _warned_lock:
+        if str(folder) in _warned:
+            return
+        _warned.add(str(folder))
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    warnings.warn(f"{folder}: the compiled kernels' cache cannot be used ({reason}); compiling "
+                  "them without a cache (set NUMBA_CACHE_DIR to a writable folder)",
+                  RuntimeWarning, stacklevel=3)
+
+
+def _build() -> Kernels:
+    numba = load("numba")
     folder = cache_dir()
-    jit = numba.njit(cache=folder is not None, nogil=True, error_model="numpy")
+    jit = numba.njit(cache=folder is not None, **_OPTIONS)
+
+    def loop(fn: Any) -> _Loop:
+        return _Loop(jit(fn), folder)
 
     def adam(p, g, m, v, l2, b1, c1, b2, c2, eps_hat, step_size, shrink):  # pragma: no cover
         for i in range(p.shape[0]):
@@ -158,18 +242,19 @@ def _build() -> Kernels:
                 out[i, j] = 1 if labels[i] == j else 0
 
     with _cache_into(folder) if folder is not None else contextlib.nullcontext():
-        return Kernels(adam=jit(adam), sgd=jit(sgd), dropout=jit(dropout),
-                       bias_relu=jit(bias_relu), relu_grad_sum=jit(relu_grad_sum),
-                       one_hot=jit(one_hot), adam_moments=jit(adam_moments),
-                       adam_finish=jit(adam_finish))
+        return Kernels(adam=loop(adam), sgd=loop(sgd), dropout=loop(dropout),
+                       bias_relu=loop(bias_relu), relu_grad_sum=loop(relu_grad_sum),
+                       one_hot=loop(one_hot), adam_moments=loop(adam_moments),
+                       adam_finish=loop(adam_finish))
 
 
 _kernels: Kernels | None = None
 
 
-def kernels() -> Kernels:
-    """The compiled loops (compiled on first use; cached on disk where a folder allows)."""
+def kernels() -> Kernels | None:
+    """The compiled loops (compiled on first use; cached on disk where a folder allows), or
+    ``None`` when Numba is not installed or cannot be loaded (see :func:`available`)."""
     global _kernels
-    if _kernels is None:
+    if _kernels is None and available():
         _kernels = _build()
     return _kernels

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -10,24 +9,28 @@ import numpy
 
 from .base import DTYPES, Backend
 from .errors import BackendError
+from .imports import BrokenImport, load
 from .inplace_ops import InplaceOps
 from .ops import GenericOps
 
 INSTALL_HINT = {
-    "numpy": 'pip install "array-api-mlp"',
-    "cupy": 'pip install "array-api-mlp[cuda12]" or "array-api-mlp[cuda13]", matching the '
+    "numpy": 'pip install .',
+    "cupy": 'pip install ".[cuda12]" or ".[cuda13]", matching the '
             "CUDA version nvidia-smi shows (never both)",
     # PyPI's Linux torch wheels bundle CUDA (several GB); PyTorch's CPU index has the small ones.
     "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu (CPU only), "
-             'or pip install "array-api-mlp[torch]" for the CUDA build',
-    "array_api_strict": 'pip install "array-api-mlp[test]"',
-    "jax": 'pip install "array-api-mlp[jax]"',
+             'or pip install ".[torch]" for the CUDA build',
+    "array_api_strict": 'pip install ".[test]"',
+    "jax": 'pip install ".[jax]"',
 }
 
 
 def _import(module: str, backend: str) -> Any:
     try:
-        return importlib.import_module(module)
+        return load(module)
+    except BrokenImport as exc:
+        raise BackendError(f"backend {backend!r} cannot be used: {exc}; reinstall it with: "
+                           f"{INSTALL_HINT[backend]}") from None
     except ImportError as exc:
         raise BackendError(
             f"backend {backend!r} needs {module!r}, which is not installed ({exc}); "
@@ -157,8 +160,11 @@ def _torch(device: Any) -> Backend:
         raise BackendError(f"backend 'torch': bad device {device!r} ({exc})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
-            "backend 'torch' has no CUDA device here: use --device cpu, or install a CUDA build "
-            "of PyTorch"
+            f"backend 'torch' found no CUDA device (this PyTorch {torch.__version__} is built "
+            f"for CUDA {torch.version.cuda}): use --device cpu, or check the NVIDIA driver"
+            if getattr(getattr(torch, "version", None), "cuda", None) else
+            f"backend 'torch' has no CUDA device here: this PyTorch {torch.__version__} is a "
+            "CPU-only build; use --device cpu, or install a CUDA build of PyTorch"
         )
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
         raise BackendError(f"backend 'torch': {dev} does not exist")

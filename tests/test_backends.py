@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import backends
-from backends import Backend, BackendError, GenericOps
+from backends import Backend, BackendError, GenericOps, compiled
 from backends.cupy_ops import CupyOps
 from backends.inplace_ops import InplaceOps
 from backends.registry import INSTALL_HINT, _import
@@ -48,8 +50,8 @@ def test_missing_library_says_what_to_install():
 
 def test_install_hints_work_as_printed():
     """The CuPy extras name the CUDA version; a CPU user gets PyTorch's CPU-only wheel index."""
-    assert '"array-api-mlp[cuda12]"' in INSTALL_HINT["cupy"]
-    assert '"array-api-mlp[cuda13]"' in INSTALL_HINT["cupy"]
+    assert '".[cuda12]"' in INSTALL_HINT["cupy"]
+    assert '".[cuda13]"' in INSTALL_HINT["cupy"]
     assert "--index-url https://download.pytorch.org/whl/cpu" in INSTALL_HINT["torch"]
     extras = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert 'cuda12 = ["cupy-cuda12x' in extras and 'cuda13 = ["cupy-cuda13x' in extras
@@ -376,3 +378,138 @@ def test_install_train_then_reinstall_editable_keeps_working(tmp_path):
     where = subprocess.run([str(python), "-c", "import backends; print(backends.__file__)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
     assert Path(where.stdout.strip()).is_relative_to(src)
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """For ``preexec_fn``: no file of the process grows past ``limit`` bytes (``EFBIG``, as a
+    full disk or a quota would refuse the write), and the signal that would kill it ignored."""
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_failing_cache_write_compiles_the_kernels_uncached_with_one_warning(tmp_path):
+    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    cache = tmp_path / "numba-cache"
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
+                            env=_env(NUMBA_CACHE_DIR=str(cache)), cwd=tmp_path, timeout=300,
+                            preexec_fn=_file_size_limit(100))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kernels", "True", "cache", str(cache)]
+    assert "Traceback" not in result.stderr
+    warned = [line for line in result.stderr.splitlines() if "Warning" in line]
+    assert len(warned) == 1, result.stderr
+    assert f"{cache}: the compiled kernels' cache cannot be used (File too large)" in warned[0]
+    assert not _numba_files(cache)  # nothing half-written left behind
+
+
+def _broken_packages(folder: Path, **behaviour: str) -> Path:
+    """Packages named by ``behaviour``'s keys in ``folder`` (for PYTHONPATH), each ``"raise"``
+    (its import raises) or ``"hang"`` (its import never finishes)."""
+    code = {"raise": "raise RuntimeError('a broken build')\n",
+            "exit": "raise SystemExit('a broken build')\n",
+            "hang": "import time\nwhile True:\n    time.sleep(3600)\n"}
+    for name, how in behaviour.items():
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(code[how])
+    return folder
+
+
+def _first_on_path(folder: Path) -> str:
+    """``PYTHONPATH`` with ``folder`` first."""
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
+#: Run the rest with a short deadline on optional imports (the broken ones never finish).
+SHORT_DEADLINE = "import backends.imports; backends.imports.TIMEOUT = 1.0\n"
+
+
+@pytest.mark.parametrize("how", ["raise", "hang"])
+def test_a_broken_numba_is_one_warning_and_the_portable_update(tmp_path, how):
+    site = _broken_packages(tmp_path / "site", numba=how)
+    result = subprocess.run([sys.executable, "-c", SHORT_DEADLINE + TRAIN_STEP],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                            env=_env(PYTHONPATH=_first_on_path(site),
+                                     NUMBA_CACHE_DIR=str(tmp_path / "c")))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["kernels", "False"]
+    assert "Traceback" not in result.stderr
+    warned = [line for line in result.stderr.splitlines() if "Warning" in line]
+    assert len(warned) == 1, result.stderr
+    expected = ("numba is installed but fails to import (RuntimeError: a broken build)"
+                if how == "raise" else "importing numba did not finish within 1 s")
+    assert f"RuntimeWarning: the compiled kernels are off: {expected}" in warned[0]
+
+
+def test_mlp_train_on_numpy_runs_with_a_numba_that_never_loads(tmp_path):
+    site = _broken_packages(tmp_path / "site", numba="hang")
+    main = "import sys; from mlp.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", SHORT_DEADLINE + main, "train", "--hidden",
+                             "16", "--batch-size", "2000", "--epochs", "1", "--quiet"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                            env=_env(PYTHONPATH=_first_on_path(site),
+                                     MLP_CACHE_DIR=str(tmp_path / "c")))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "the compiled kernels are off: importing numba did not finish" in result.stderr
+
+
+def test_mlp_info_names_each_broken_library_on_one_line_and_lists_the_rest(tmp_path):
+    site = _broken_packages(tmp_path / "site", torch="raise", jax="hang", cupy="exit",
+                            array_api_strict="raise", numba="hang")
+    main = "import sys; from mlp.cli.app import main; sys.exit(main(['info']))"
+    result = subprocess.run([sys.executable, "-c", SHORT_DEADLINE + main], capture_output=True,
+                            text=True, cwd=tmp_path, env=_env(PYTHONPATH=_first_on_path(site)),
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, result.stdout
+    rows: dict[str, str] = {}  # a backend's entry, its wrapped lines joined
+    for line in lines[lines.index("backends:") + 1:]:
+        if not line.startswith("  "):
+            break
+        if line[2] != " ":
+            name = line.split()[0]
+            rows[name] = line
+        else:
+            rows[name] += " " + line.strip()
+    assert np.__version__ in rows["numpy"] and "float64" in rows["numpy"]
+    for name in ("torch", "cupy", "array_api_strict"):
+        assert f"unavailable: backend {name!r} cannot be used: {name} is installed but fails " \
+               "to import" in rows[name], result.stdout
+    assert "importing jax did not finish within 1 s" in rows["jax"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("compiled kernels"))
+    kernels = " ".join(line.strip() for line in lines[at:at + 2])
+    assert "off, the portable update (importing numba did not finish within 1 s)" in kernels
+
+
+def test_mlp_info_fits_100_columns_and_says_whether_the_kernels_are_active(capsys):
+    from mlp.cli.app import main
+
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100, "\n".join(lines)
+    assert not any("None" in line for line in lines), "\n".join(lines)
+    kernels = [line for line in lines if line.startswith("compiled kernels (NumPy, PyTorch CPU): ")]
+    assert len(kernels) == 1
+    assert kernels[0].split(": ", 1)[1].startswith("on, Numba " if compiled.available()
+                                                   else "off, the portable update")
+
+
+def test_torch_cuda_without_a_gpu_says_no_cuda_device_not_install_a_cuda_build(monkeypatch):
+    torch = pytest.importorskip("torch", exc_type=ImportError)
+    from backends.registry import _torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    with pytest.raises(BackendError, match="backend 'torch' found no CUDA device") as caught:
+        _torch("cuda")
+    assert "install a CUDA build" not in str(caught.value)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(BackendError, match="no CUDA device.*CPU-only build.*install a CUDA build"):
+        _torch("cuda")
