@@ -151,7 +151,7 @@ def test_load_state_dict_rejects_wrong_names_and_shapes(numpy_backend):
         model.load_state_dict({**good, "9.W": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="shape"):
         model.load_state_dict({**good, "2.W": good["2.W"].T})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"parameter 0.b has shape \(6,\), expected \(7,\)"):
         model.load_state_dict({**good, "0.b": good["0.b"][:-1]})
     np.testing.assert_array_equal(model.state_dict()["0.W"], good["0.W"])
 
@@ -173,9 +173,11 @@ def test_config_rebuilds_the_same_network(backend):
 
 
 def test_constructor_validation(numpy_backend):
-    for kwargs in (dict(sizes=[4]), dict(sizes=[4, 0, 2]), dict(activation="swish"),
-                   dict(output="probabilities")):
-        with pytest.raises(ValueError):
+    for kwargs, message in ((dict(sizes=[4]), "at least two positive widths, got \\[4\\]"),
+                            (dict(sizes=[4, 0, 2]), "at least two positive widths"),
+                            (dict(activation="swish"), "unknown activation 'swish'"),
+                            (dict(output="probabilities"), "unknown output 'probabilities'")):
+        with pytest.raises(ValueError, match=message):
             make(numpy_backend, **kwargs)
 
 
@@ -268,7 +270,7 @@ def test_bad_inputs_are_rejected(numpy_backend):
         model.forward(x[0])
     with pytest.raises(TypeError, match="float32"):
         model.forward(x.astype(np.float32))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"{len(y) - 1} labels for {len(y)} outputs"):
         model.loss_and_grads(x, y[:-1])
 
 
@@ -366,9 +368,14 @@ def test_parameter_shapes_are_the_models(config, numpy_backend):
 def test_build_layers_validates_like_the_model():
     from mlp.model import build_layers
 
-    for kwargs in (dict(sizes=[4]), dict(sizes=[4, 0, 2]), dict(sizes=[4, 2], activation="swish"),
-                   dict(sizes=[4, 2], output="probabilities"), dict(sizes=[4, 2], init="zero")):
-        with pytest.raises(ValueError):
+    for kwargs, message in (
+        (dict(sizes=[4]), "at least two positive widths"),
+        (dict(sizes=[4, 0, 2]), "at least two positive widths"),
+        (dict(sizes=[4, 2], activation="swish"), "unknown activation 'swish'"),
+        (dict(sizes=[4, 2], output="probabilities"), "unknown output 'probabilities'"),
+        (dict(sizes=[4, 2], init="zero"), "unknown init 'zero'"),
+    ):
+        with pytest.raises(ValueError, match=message):
             build_layers(**kwargs)
 
 

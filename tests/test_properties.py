@@ -94,9 +94,9 @@ def test_wrong_feature_count_is_a_value_error(numpy_backend, arch, n, delta):
         delta = 1
     with pytest.raises(ValueError, match=f"\\(N, {d}\\)"):
         model.forward(np.zeros((n, d + delta)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"\\(N, {d}\\)"):
         model.loss_and_grads(np.zeros((n, d + delta)), np.zeros(n, dtype=np.int64))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"\\(N, {d}\\)"):
         model.forward(np.zeros((n, 1, d)))
 
 
@@ -128,7 +128,7 @@ def test_losses_are_finite_with_output_shaped_gradients(cpu_float64_backend, n, 
     if loss.startswith("sce"):
         # softmax(z) - t: both rows sum to one, so every gradient row sums to zero.
         np.testing.assert_allclose(b.to_numpy(grad).sum(axis=1), 0.0, atol=1e-12)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"{n + 1} labels for {n} outputs"):
         fn.forward(b.asarray(out), b.asarray(r.integers(0, c, size=n + 1)))
 
 
