@@ -9,6 +9,10 @@
 # environment that sees the system's CuPy (also when python3 is itself a virtual environment's);
 # without (WHEELHOUSE ""), the current python3 must have it installed. Options after WHEELHOUSE go
 # to `mlp bench --gpu` (e.g. --quick).
+# The CUDA device is looked for first, with python3 (which must see CuPy): without one, nothing is
+# installed and the check ends with status 3 (after `mlp info`, when python3 has the project).
+# GPU_CHECK_INSTALL_ONLY=1: install from WHEELHOUSE and run `mlp info`, without looking for a GPU
+# (a trial of a wheelhouse on any machine of the same Python), then stop.
 # Exit status: 0 all passed; 1 a step failed; 3 no CUDA device (nothing on the GPU was run).
 set -uo pipefail
 usage="usage: bash benchmarks/gpu_check.sh OUT [WHEELHOUSE [MLP-BENCH-OPTION...]]"
@@ -36,6 +40,39 @@ step() {  # step NAME LOG COMMAND...: run with a time limit, log, record the out
     return "$rc"
 }
 
+# The CUDA device, before anything is installed: a wheelhouse for another Python must not turn
+# "no GPU here" into a failed install. Only CuPy and the standard library are imported.
+install_only="${GPU_CHECK_INSTALL_ONLY:-}"
+cuda=0
+if [ -z "$install_only" ]; then
+    "$python" - <<'PY' > "$out/cuda.txt" 2>&1
+from importlib.metadata import distributions
+names = sorted({name for d in distributions()
+                if (name := d.metadata["Name"] or "").lower().startswith("cupy")})
+if len(names) > 1:
+    raise SystemExit(f"several CuPy distributions are installed ({', '.join(names)}): "
+                     "pip uninstall all but the one matching the CUDA version")
+try:
+    import cupy
+    count = cupy.cuda.runtime.getDeviceCount()
+except Exception as exc:  # noqa: BLE001 - ImportError, CUDARuntimeError, driver errors
+    raise SystemExit(f"no CUDA device ({type(exc).__name__}: {exc})") from None
+if count < 1:
+    raise SystemExit("no CUDA device (CuPy sees 0 GPUs)")
+print(f"{count} CUDA device(s), CuPy {cupy.__version__}")
+PY
+    cuda=$?
+    cat "$out/cuda.txt"
+    if [ "$cuda" -ne 0 ] && ! grep -q "no CUDA device" "$out/cuda.txt"; then
+        exit 1
+    fi
+fi
+no_device() {
+    echo "gpu_check: no CUDA device: the GPU steps were not run" | tee -a "$out/summary.txt"
+    exit 3
+}
+[ "$cuda" -ne 0 ] && [ -n "$wheelhouse" ] && no_device
+
 if [ -n "$wheelhouse" ]; then
     "$python" -m venv --system-site-packages --without-pip "$out/venv" || exit 1
     # --system-site-packages reaches the base interpreter's packages only: when python3 is a
@@ -58,29 +95,10 @@ if sys.prefix != sys.base_prefix:
 fi
 
 step info info.log "$python" -m mlp info
-"$python" - <<'PY' > "$out/cuda.txt" 2>&1
-import backends
-names = backends.cupy_distributions()
-if len(names) > 1:
-    raise SystemExit(f"several CuPy distributions are installed ({', '.join(names)}): "
-                     "pip uninstall all but the one matching the CUDA version")
-try:
-    import cupy
-    count = cupy.cuda.runtime.getDeviceCount()
-except Exception as exc:  # noqa: BLE001 - ImportError, CUDARuntimeError, driver errors
-    raise SystemExit(f"no CUDA device ({type(exc).__name__}: {exc})") from None
-if count < 1:
-    raise SystemExit("no CUDA device (CuPy sees 0 GPUs)")
-print(f"{count} CUDA device(s), CuPy {cupy.__version__}")
-PY
-cuda=$?
-cat "$out/cuda.txt"
-if [ "$cuda" -ne 0 ]; then
-    if grep -q "no CUDA device" "$out/cuda.txt"; then
-        echo "gpu_check: no CUDA device: the GPU steps were not run" | tee -a "$out/summary.txt"
-        exit 3
-    fi
-    exit 1
+[ "$cuda" -ne 0 ] && no_device
+if [ -n "$install_only" ]; then
+    echo "gpu_check: $([ "$status" -eq 0 ] && echo installed || echo FAILED), logs in $out"
+    exit "$status"
 fi
 
 export MLP_REQUIRE_BACKENDS=cupy

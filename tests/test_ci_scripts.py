@@ -72,9 +72,22 @@ def test_gpu_check_installs_into_a_venv_that_sees_the_outer_environment(tmp_path
     """With a wheelhouse the check installs the project into OUT/venv. Run from a virtual
     environment (as on the GPU machines, whose python3 is one), the new venv must see that
     environment's packages: here the wheelhouse is empty, so the install only succeeds if
-    NumPy, safetensors, ... are found through it."""
+    NumPy, safetensors, ... are found through it. GPU_CHECK_INSTALL_ONLY stops after the
+    install and ``mlp info``, so this runs on any machine."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("the test suite is not running in a virtual environment")
+    (tmp_path / "wheels").mkdir()
+    run = _gpu_check(tmp_path, "out", "wheels", "--quick",
+                     env_extra={"GPU_CHECK_INSTALL_ONLY": "1"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "install: exit 0" in (tmp_path / "out" / "summary.txt").read_text()
+    assert "backends:" in (tmp_path / "out" / "info.log").read_text()
+
+
+def test_gpu_check_without_a_gpu_looks_for_one_before_installing_anything(tmp_path: Path
+                                                                          ) -> None:
+    """A wheelhouse built for another Python cannot be installed here; without a GPU the check
+    must say so by its status 3, not fail in the install step."""
     try:
         import cupy
 
@@ -82,11 +95,15 @@ def test_gpu_check_installs_into_a_venv_that_sees_the_outer_environment(tmp_path
             pytest.skip("this machine has a CUDA device: the check would run the GPU steps")
     except Exception:  # noqa: BLE001 - no CuPy, or no driver: the case under test
         pass
-    (tmp_path / "wheels").mkdir()
-    run = _gpu_check(tmp_path, "out", "wheels", "--quick")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "elsewhere-1.0-cp39-cp39-manylinux_2_17_x86_64.whl").write_bytes(b"not for here")
+    run = _gpu_check(tmp_path, "out", "wheels")
     assert run.returncode == 3, run.stdout + run.stderr
-    assert "install: exit 0" in (tmp_path / "out" / "summary.txt").read_text()
-    assert "backends:" in (tmp_path / "out" / "info.log").read_text()
+    assert "no CUDA device" in run.stdout
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert "wheels:" not in summary and "install:" not in summary, summary
+    assert not (tmp_path / "out" / "venv").exists()
 
 
 def _two_cupy_installs(tmp_path: Path) -> Path:
