@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from . import checkpoint
     from .cli.settings import UsageError
 
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = checkpoint.load(args.checkpoint, parameters_only=True)
     inputs = ckpt.config["sizes"][0]
     if inputs != SIZE * SIZE:
         raise CheckpointError(f"checkpoint {shown(args.checkpoint)} takes {inputs} inputs, "

@@ -308,3 +308,24 @@ def test_evaluate_prints_a_checkpoint_name_that_is_not_utf8(trained: dict,
     result = run_mlp("evaluate", "--checkpoint", name, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("bad\ufffd.safetensors: mnist test set, 10000 images")
+
+
+def test_predict_and_evaluate_read_the_parameters_only(trained: dict, monkeypatch,
+                                                       capsys) -> None:
+    """Neither command reads the optimizer state it never uses (a checkpoint's Adam moments
+    are twice its parameters)."""
+    from mlp.cli import main
+
+    loads = []
+    load = checkpoint.load
+
+    def recording_load(*args, **kwargs):
+        loads.append(kwargs.get("parameters_only", False))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "load", recording_load)
+    image = variant("stored", trained["digits"][0], trained["folder"], 0)
+    assert main(["predict", "--checkpoint", str(trained["path"]), str(image)]) == 0
+    assert main(["evaluate", "--checkpoint", str(trained["path"])]) == 0
+    assert loads == [True, True]
+    assert "test accuracy" in capsys.readouterr().out

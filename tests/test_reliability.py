@@ -885,6 +885,15 @@ BAD_SETTINGS = {
     "unknown key": lambda g: _settings(g, colour="blue"),
     "empty": lambda g: {},
     "not an object": lambda g: "x",
+    "dataset a list": lambda g: _settings(g, dataset=["mnist"]),
+    "activation an object": lambda g: _settings(g, activation={"relu": 1}),
+    "init a list": lambda g: _settings(g, init=["he"]),
+    "optimizer a list": lambda g: _settings(g, optimizer=["adam"]),
+    "schedule a list": lambda g: _settings(g, schedule=["cosine"]),
+    "loss a list": lambda g: _settings(g, loss=["softmax-xent"]),
+    "dtype other than the model's": lambda g: _settings(g, dtype="float64"),
+    "activation other than the model's": lambda g: _settings(g, activation="tanh"),
+    "hidden other than the model's": lambda g: _settings(g, hidden="7"),
 }
 
 

@@ -17,7 +17,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .. import checkpoint, data
     from ..train import PIXEL_SCALE, DeviceData
 
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = checkpoint.load(args.checkpoint, parameters_only=True)
     name = args.dataset or ckpt.meta.get("dataset", "mnist")
     dataset = data.load(name, args.data_dir, split="test", progress=sys.stderr.isatty())
     rules.check_architecture(ckpt.config["sizes"], dataset, args.checkpoint)

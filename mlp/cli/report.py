@@ -21,9 +21,9 @@ def header_lines(model: Any, settings: dict[str, Any], steps_per_epoch: int,
     backend = model.backend
     parts = [
         f"MLP {'-'.join(map(str, model.sizes))}",
-        f"{s['activation']}",
+        f"{model.activation}",
         f"{model.store.size:,} parameters",
-        f"{s['dtype']} on {backend.name}:{backend.device}"
+        f"{model.dtype_name} on {backend.name}:{backend.device}"
         + (f" ({plural(threads, 'thread')}{' each' if ranks else ''})" if threads else ""),
         *([f"data-parallel over {plural(ranks, 'rank')}"] if ranks else []),
         f"{s['dataset']}",

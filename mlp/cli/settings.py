@@ -158,6 +158,11 @@ def _between(low: float, high: float = math.inf, integer: bool = False) -> Calla
     return lambda v: (_is_int(v) if integer else _is_number(v)) and low <= v < high
 
 
+def _one_of(choices: Any) -> Callable[[Any], bool]:
+    """A rule: a string among ``choices`` (the type first: a list or object is unhashable)."""
+    return lambda v: isinstance(v, str) and v in choices
+
+
 def _hidden_ok(v: Any) -> bool:
     try:
         return isinstance(v, str) and parse_hidden(v) is not None
@@ -167,26 +172,26 @@ def _hidden_ok(v: Any) -> bool:
 
 #: One rule per setting: what a checkpoint's value must satisfy (the options' own rules).
 _RULES: dict[str, Callable[[Any], bool]] = {
-    "backend": lambda v: v in backends.NAMES,
+    "backend": _one_of(backends.NAMES),
     "device": lambda v: v is None or isinstance(v, str) or _is_int(v),
-    "dtype": lambda v: v in backends.DTYPES,
-    "dataset": lambda v: v in DATASETS,
+    "dtype": _one_of(backends.DTYPES),
+    "dataset": _one_of(DATASETS),
     "hidden": _hidden_ok,
-    "activation": lambda v: v in ACTIVATIONS,
-    "init": lambda v: v is None or v in INITS,
+    "activation": _one_of(ACTIVATIONS),
+    "init": lambda v: v is None or _one_of(INITS)(v),
     "dropout": _between(0.0, 1.0),
-    "optimizer": lambda v: v in OPTIMIZER_CHOICES,
+    "optimizer": _one_of(OPTIMIZER_CHOICES),
     "lr": lambda v: _is_number(v) and v > 0,
     "momentum": _between(0.0, 1.0),
     "weight_decay": _between(0.0),
-    "schedule": lambda v: v in SCHEDULE_CHOICES,
+    "schedule": _one_of(SCHEDULE_CHOICES),
     "warmup": _between(0, integer=True),
     "label_smoothing": _between(0.0, 1.0),
     "epochs": _between(1, integer=True),
     "batch_size": _between(1, integer=True),
     "seed": _between(0, integer=True),
-    "loss": lambda v: v in LOSS_CHOICES,
-    "output": lambda v: v in OUTPUTS,
+    "loss": _one_of(LOSS_CHOICES),
+    "output": _one_of(OUTPUTS),
     "output_bias": lambda v: isinstance(v, bool),
 }
 
@@ -209,6 +214,24 @@ def validate_settings(settings: Any, where: str) -> dict[str, Any]:
         shown = ", ".join(f"{key}={settings[key]!r:.40}" for key in bad[:5])
         raise fail(f"hold invalid values: {shown}")
     return dict(settings)
+
+
+def check_settings_describe_model(settings: dict[str, Any], config: dict[str, Any],
+                                  where: str) -> None:
+    """A checkpoint's training settings must describe the model it holds (a tampered file
+    could say float64 while its tensors are float32); raises CheckpointError."""
+    said = {"dtype": settings["dtype"], "activation": settings["activation"],
+            "dropout": settings["dropout"], "output": settings["output"],
+            "output_bias": settings["output_bias"], "hidden": parse_hidden(settings["hidden"])}
+    holds = {**{key: config[key] for key in said if key != "hidden"},
+             "hidden": config["sizes"][1:-1]}
+    if settings["init"] is not None:
+        said["init"], holds["init"] = settings["init"], config["init"]
+    bad = [key for key in said if said[key] != holds[key]]
+    if bad:
+        shown = ", ".join(f"{key} {said[key]!r:.40} but its model {holds[key]!r:.40}"
+                          for key in bad[:3])
+        raise CheckpointError(f"invalid checkpoint {where}: its training settings say {shown}")
 
 
 def resume_settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def plan(args: argparse.Namespace, ranks: int = 1) -> Plan:
             raise MLPError(f"{resume}: this checkpoint holds no training state to resume "
                            "(it was not written by mlp train)")
         saved = rules.validate_settings(meta["settings"], resume)
+        rules.check_settings_describe_model(saved, p.resumed.config, resume)
         p.settings = rules.resume_settings(args, saved)
         p.state = validate_train_state(meta["train_state"])
     if p.settings["batch_size"] < ranks:
