@@ -517,9 +517,11 @@ def test_cuda_graph_trains_the_same_run(tmp_path: Path, fake_data: Path, get_bac
     for flag in ("--cuda-graph", "--no-jit"):
         run = run_mlp("train", "--backend", "torch", "--device", "cuda", flag, "--hidden", "16",
                       "--batch-size", "500", "--epochs", "2", "--data-dir", fake_data,
-                      "--quiet", "--metrics", f"m{flag}.jsonl", cwd=tmp_path,
-                      env=clean_env(tmp_path))
+                      "--metrics", f"m{flag}.jsonl", cwd=tmp_path, env=clean_env(tmp_path))
         assert run.returncode == 0, run.stderr
         results.append([{k: v for k, v in m.items() if k not in ("seconds", "samples_per_s")}
                         for m in read_metrics(tmp_path / f"m{flag}.jsonl")])
+        # 2 epochs of 120 steps; the first ran eagerly, the others replayed one graph.
+        graph_line = "the step ran as a CUDA graph: 1 graph captured, 239 steps replayed"
+        assert (graph_line in run.stdout) is (flag == "--cuda-graph"), run.stdout
     assert results[0] == results[1]

@@ -17,7 +17,7 @@ import backends
 from ..errors import CheckpointError, MLPError
 from . import launch, outputs, resources
 from . import settings as rules
-from .report import epoch_line, header_lines, stop_line
+from .report import epoch_line, header_lines, plural, stop_line
 from .settings import UsageError
 
 
@@ -273,6 +273,9 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
         log(f"plot written to {p.plot}")
     if p.save is not None and (trained or not p.in_place):
         log(f"checkpoint written to {p.save}")
+    if model.graph is not None and trained:
+        log(f"the step ran as a CUDA graph: {plural(model.graph.captures, 'graph')} captured, "
+            f"{plural(model.graph.replays, 'step')} replayed")
     if history and quiet:
         last = history[-1]
         print(f"test accuracy {100 * last['test_acc']:.2f}%  test loss {last['test_loss']:.4f}")
