@@ -18,6 +18,7 @@ from .measured import BELOW_FLOOR, EPOCH_WORKLOAD, WHAT_IS_MEASURED
 from .peers import JAX_INSTALL
 from .phases import PHASES, STEP
 from .plots import BELOW_MARK, BUSY_MARK, ROUNDS_DISAGREE, make_plots
+from .results import load
 from .workloads import (
     BACKEND_IDS,
     DROPOUT,
@@ -174,12 +175,6 @@ def _size_order(size: str) -> int:
 # --- reading -------------------------------------------------------------------------------
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """pytest-benchmark's JSON as a dict."""
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def summarize(data: dict[str, Any]) -> tuple[list[StepRow], list[EpochRow]]:

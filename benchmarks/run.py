@@ -157,13 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     if not json_path.exists():
         print(f"no benchmark results at {json_path}: nothing to report", file=sys.stderr)
         return rc or 1
-    from .report import build_report, busy_warning, load
+    from .report import build_report, busy_warning
+    from .results import ResultsError, load
 
     notes = [] if args.report_only else [_describe(args)]
     if args.note:
         notes.insert(0, args.note)
     note = "\n\n".join(notes) or None
-    report = build_report(json_path, out_dir, note=note)
+    try:
+        report = build_report(json_path, out_dir, note=note)
+    except ResultsError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return rc or 1
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # deeper than the checks go
+        print(f"{PROG}: error: {json_path}: not results of mlp bench: {exc!r:.200}",
+              file=sys.stderr)
+        return rc or 1
     warning = busy_warning(load(json_path))
     if warning:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)

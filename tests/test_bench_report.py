@@ -4,12 +4,13 @@ headline with its targets, and PNG plots; ratios and FLOP counts are checked by 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import contest, measured, phases, report, run, workloads
+from benchmarks import contest, measured, phases, report, results, run, workloads
 
 SIZE, BATCH, DTYPE = "784-512-512-10", 128, "float32"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -159,7 +160,9 @@ def test_report_files(tmp_path: Path) -> None:
     assert cells[1:4] + cells[5:] == ["2.10", "2.00", "3", "1.91×", "2.00×"]
     assert "CLI / benchmark = 1.02× median, 1.05× fastest — they **agree** within 10%" in headline
     assert "1.20× the own-process floor" in headline
-    assert "‡" not in text and "Our epoch is below its floor" not in text
+    # The mark only where "What is measured" explains it: no figure carries it.
+    assert text.count("‡") == measured.WHAT_IS_MEASURED.count("‡") == 1
+    assert "Our epoch is below its floor" not in text
 
     for name in ("epoch", "ratio_floor", "ratio_pytorch", "step_ms"):
         png = tmp_path / "out" / "plots" / f"{name}.png"
@@ -596,3 +599,44 @@ def test_the_description_names_pytorchs_cpu_adam_as_it_is() -> None:
                      None)
     if choose is not None:  # PyTorch's own rule, where this version has it
         assert choose([torch.zeros(2)], False) == (False, False)
+
+
+def _bad_results(tmp_path: Path, kind: str) -> Path:
+    source = tmp_path / "results.json"
+    good = _synthetic()
+    if kind == "garbage":
+        source.write_bytes(b"\x89PNG\r\n\x1a\n not json at all \xff")
+    elif kind == "fifo":
+        os.mkfifo(source)
+    elif kind == "device":
+        return Path("/dev/zero")
+    elif kind == "too large":
+        with open(source, "wb") as f:
+            f.truncate(results.MAX_BYTES + 1)
+    elif kind == "a list":
+        source.write_text("[1, 2, 3]", encoding="utf-8")
+    elif kind == "no benchmarks":
+        source.write_text("{}", encoding="utf-8")
+    elif kind == "a median that is text":
+        good["benchmarks"][0]["stats"]["median"] = "fast"
+        source.write_text(json.dumps(good), encoding="utf-8")
+    elif kind == "a step without its batch":
+        step = next(b for b in good["benchmarks"] if b["extra_info"].get("kind") == "step")
+        del step["extra_info"]["batch"]
+        source.write_text(json.dumps(good), encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize("kind", ["garbage", "fifo", "device", "too large", "a list",
+                                  "no benchmarks", "a median that is text",
+                                  "a step without its batch"])
+def test_report_only_on_results_that_are_not_is_one_line(kind: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """A results file that is not one is refused before a report is written: at once for a
+    FIFO or a device (no wait, no read), without reading a file too large to be one."""
+    source = _bad_results(tmp_path, kind)
+    out = tmp_path / "out"
+    assert run.main(["--out", str(out), "--json", str(source), "--report-only"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlp bench: error: {source}: ") and err.count("\n") == 1, err
+    assert not (out / "REPORT.md").exists() and not (out / "plots").exists()
