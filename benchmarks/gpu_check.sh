@@ -101,7 +101,7 @@ if [ -n "$install_only" ]; then
     exit "$status"
 fi
 
-export MLP_REQUIRE_BACKENDS=cupy
+export MLP_REQUIRE_BACKENDS=cupy,torch:cuda
 step gpu-tests gpu-tests.log "$python" -m pytest tests -m gpu -q -rs -p no:cacheprovider
 step train train.log "$python" -m mlp train --backend cupy --epochs 2 --quiet --overwrite \
     --save "$out/gpu.safetensors" --metrics "$out/metrics.jsonl" \

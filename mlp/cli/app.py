@@ -4,7 +4,8 @@ Exit status: 0 done; 2 a bad option (a usage error: ``mlp train: error: ... (see
 --help)``); 1 bad data, a bad checkpoint, a diverged run or an operating-system error (the
 path and the reason), or memory ran out; 130/143 when stopped by SIGINT/SIGTERM, at start-up
 too. ``--debug`` shows tracebacks. Names that are not valid in the output's encoding (a file name
-of undecodable bytes) are printed with escapes (``bad\\xff.st``), never a failed print.
+of undecodable bytes) are printed with escapes (``bad\\xff.st``), never a failed print. A
+Python warning is one line too: ``mlp: warning: MESSAGE``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,10 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return _main(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _main(argv)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as the one line ``mlp: warning: MESSAGE`` (no source line under it)."""
+    print(f"mlp: warning: {_one_line(str(message))}", file=file or sys.stderr)
 
 
 def _main(argv: list[str] | None) -> int:
