@@ -861,9 +861,11 @@ def trained_small(fake_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def _checkpoint_with(path: Path, one_epoch: dict[str, Path], settings: object = None,
                      state: object = None, sizes: list[int] | None = None) -> Path:
     """A checkpoint like ``one_epoch``'s with its settings, training state or layer sizes
-    replaced."""
+    replaced (other sizes: with the hidden widths in its settings that describe them)."""
     good = checkpoint.load(one_epoch["save"])
     meta = json.loads(json.dumps(good.meta))
+    if sizes is not None:
+        meta["settings"]["hidden"] = ",".join(map(str, sizes[1:-1]))
     if settings is not None:
         meta["settings"] = settings
     if state is not None:
