@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import clean_env, write_real_mnist_raw
+from test_reliability import STARTUP_LAUNCHER
 
 from mlp import checkpoint
 from mlp.cli import main
@@ -244,26 +245,6 @@ def test_a_full_disk_leaves_whole_metrics_lines(tmp_path: Path) -> None:
     assert run.stdout.strip() == "File too large"  # the operating system's reason
 
 
-PAUSE_IN_IMPORT = '''\
-"""Run ``python -m mlp ARGS``, pausing in the import of MODULE until a signal arrives."""
-import importlib.abc
-import runpy
-import sys
-import time
-
-
-class Pause(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "MODULE":
-            print("importing", flush=True)
-            time.sleep(600)
-        return None
-
-
-sys.meta_path.insert(0, Pause())
-sys.argv = ["mlp", *sys.argv[1:]]
-runpy.run_module("mlp", run_name="__main__", alter_sys=True)
-'''
 
 
 @pytest.mark.parametrize("module", ["numpy", "pooch"])
@@ -272,7 +253,7 @@ def test_sigterm_during_start_up_is_one_line_and_leaves_no_lock(module: str,
     """While the array library loads, or (pooch) while the data loads, after the outputs were
     claimed: exit 143, one line, no lock file left."""
     launcher = tmp_path / "startup.py"
-    launcher.write_text(PAUSE_IN_IMPORT.replace("MODULE", module))
+    launcher.write_text(STARTUP_LAUNCHER.replace("MODULE", module))
     env = clean_env(tmp_path)
     del env["MLP_CACHE_DIR"]  # fashion-mnist then imports pooch for the cache folder
     out = tmp_path / "out"
