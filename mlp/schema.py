@@ -10,7 +10,9 @@ one wording per kind of bound: ``<name> must be <what> <bounds>, got <value>``, 
 
 A setting whose values are the names of a registry (``backend``, ``optimizer``, ...) is defined
 here without its choices: the registries live above this module, and
-:func:`with_choices` binds them where they are importable (:mod:`mlp.cli.settings`).
+:func:`with_choices` binds them where they are importable (:mod:`mlp.cli.settings`). The module
+imports nothing of :mod:`mlp` (the layers, losses, optimizers and schedules import it), only the
+name of the default backend from :mod:`backends`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import operator
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from backends import DEFAULT as DEFAULT_BACKEND
 
 #: How a message names each type a setting may hold.
 KIND_NAMES: dict[type, str] = {int: "an integer", float: "a finite number", str: "a string",
@@ -214,7 +218,7 @@ _AT_LEAST_ONE = {"low": 1}
 MOMENTUM = _setting("momentum", float, 0.9, option=False, **_RATE)
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
-    _setting("backend", str, "numpy", "array library", registry=True),
+    _setting("backend", str, DEFAULT_BACKEND, "array library", registry=True),
     _setting("device", (str, int, type(None)), None, "device, e.g. 0 or cuda:1 for GPUs",
              default_help="the backend's default device"),
     _setting("dtype", str, "float32", "floating dtype of parameters and activations",
