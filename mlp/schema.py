@@ -169,7 +169,8 @@ class Setting:
         """``None`` if ``value`` is valid, else the message: ``<name> must be <expected>, got
         <value>`` (``name`` defaults to the setting's)."""
         why = self.problem(value)
-        return None if why is None else f"{name or self.name} {why}, got {value!r:.40}"
+        shown = repr(value) if isinstance(value, str | bytes) else str(value)  # NumPy's 1.5 too
+        return None if why is None else f"{name or self.name} {why}, got {shown:.40}"
 
     def check(self, value: Any, name: str | None = None) -> Any:
         """``value`` if it is valid; raises ValueError with :meth:`error`'s message (a
