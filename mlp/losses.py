@@ -13,6 +13,7 @@ from typing import Any
 from backends.ops import Buffers, GenericOps
 
 from ._xp import Array, array_namespace, device, generic_ops
+from .schema import LABEL_SMOOTHING
 
 REDUCTIONS = ("mean", "sum")
 
@@ -76,15 +77,14 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax of logits ``(N, C)`` fused with cross-entropy.
 
     ``loss = -sum(t * log_softmax(z)) / N`` with ``t`` the (optionally smoothed) target rows;
-    label smoothing ``s`` gives ``t = (1 - s) * onehot + s / C``. The gradient with respect to
+    label smoothing ``s`` (in the setting's bounds, :data:`mlp.schema.LABEL_SMOOTHING`) gives
+    ``t = (1 - s) * onehot + s / C``. The gradient with respect to
     the logits is ``(softmax(z) - t) / N``.
     """
 
     def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = float(LABEL_SMOOTHING.check(label_smoothing))
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "label_smoothing": self.label_smoothing}

@@ -12,18 +12,15 @@ from typing import Any
 from ._xp import Array
 from .params import ParameterStore
 from .schedules import Constant, Schedule, schedule_from_config
+from .schema import LR, MOMENTUM, WEIGHT_DECAY
 
 
 class Optimizer:
     """Base: holds the base learning rate, a schedule and the update count."""
 
     def __init__(self, lr: float, schedule: Schedule | None = None, weight_decay: float = 0.0):
-        if not lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        self.lr = float(LR.check(lr))
+        self.weight_decay = float(WEIGHT_DECAY.check(weight_decay))
         self.schedule = schedule if schedule is not None else Constant()
         self.steps = 0
         self.store: ParameterStore | None = None
@@ -69,8 +66,7 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, schedule: Schedule | None = None) -> None:
         super().__init__(lr, schedule, weight_decay)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        MOMENTUM.check(momentum)
         if nesterov and not momentum:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)

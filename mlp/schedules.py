@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .schema import WARMUP
+
 
 class Schedule:
     def __call__(self, step: int) -> float:
@@ -49,13 +51,12 @@ class Cosine(Schedule):
 
 
 class LinearWarmup(Schedule):
-    """Rise linearly from ``1/warmup_steps`` to 1 over ``warmup_steps``, then follow ``after``
-    (counted from the end of the warm-up)."""
+    """Rise linearly from ``1/warmup_steps`` to 1 over ``warmup_steps`` (an integer in the
+    ``warmup`` setting's bounds, :data:`mlp.schema.WARMUP`), then follow ``after`` (counted from
+    the end of the warm-up)."""
 
     def __init__(self, warmup_steps: int, after: Schedule | None = None) -> None:
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        self.warmup_steps = int(warmup_steps)
+        self.warmup_steps = int(WARMUP.check(warmup_steps, "warmup_steps"))
         self.after = after if after is not None else Constant()
 
     def __call__(self, step: int) -> float:

@@ -8,7 +8,6 @@ items and are capped in length, whatever the input's size.
 from __future__ import annotations
 
 import copy
-import math
 import reprlib
 from collections.abc import Collection, Sequence
 from dataclasses import fields
@@ -17,14 +16,14 @@ from typing import Any
 from backends import Backend
 
 from .errors import CheckpointError
+from .schema import KIND_NAMES, is_int, is_number
 from .train import TrainState
 
 MAX_MESSAGE = 2000
 """Longest message a check produces (characters)."""
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 5, 5, 80, 80
-_KINDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false",
-          list: "a list", dict: "an object", type(None): "null"}
+_KINDS = {**KIND_NAMES, list: "a list", dict: "an object"}
 
 
 class Invalid(CheckpointError):
@@ -47,16 +46,12 @@ def cap(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "... (cut)"
 
 
-def is_int(value: Any) -> bool:
-    """A JSON integer (``True`` is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_value(what: str, value: Any, kind: type | tuple[type, ...], *,
                 low: float | None = None, high: float | None = None,
                 choices: Collection[Any] | None = None) -> Any:
-    """``value`` if it is of the JSON ``kind`` (``int`` excludes booleans, ``float`` takes any
-    finite int or float), within ``[low, high]`` when a number, and among ``choices``.
+    """``value`` if it is of the JSON ``kind`` (``int`` and ``float`` as the settings take
+    them, :func:`mlp.schema.is_int` and :func:`mlp.schema.is_number`: no booleans, finite),
+    within ``[low, high]`` when a number, and among ``choices``.
 
     Raises:
         Invalid: ``"<what> is <value>, expected <kind> in [low, high]"``.
@@ -65,7 +60,9 @@ def check_value(what: str, value: Any, kind: type | tuple[type, ...], *,
 
     def fits(k: type) -> bool:
         if k is float:
-            return is_int(value) or isinstance(value, float) and math.isfinite(value)
+            return is_number(value)
+        if k is int:
+            return is_int(value)
         return isinstance(value, k) and (k is bool or not isinstance(value, bool))
 
     ok = any(fits(k) for k in kinds)

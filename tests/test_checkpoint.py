@@ -906,7 +906,10 @@ def test_non_canonical_configs_are_refused(tmp_path: Path, valid_parts) -> None:
     """A config is accepted only as its object's own ``config()`` writes it (no ``true`` for a
     number, no ``1`` for a flag), so what is validated is what is rebuilt."""
     header, tensors, _ = valid_parts
-    cases = [((("optimizer", "config", "lr"), True), "optimizer lr is True, expected 1.0"),
+    cases = [((("optimizer", "config", "lr"), 1), "optimizer lr is 1, expected 1.0"),
+             # The constructor itself refuses a bool for a number (the lr setting's definition).
+             ((("optimizer", "config", "lr"), True),
+              r"\(lr must be a finite number > 0, got True\)"),
              ((("model", "bias"), 1), "model bias is 1, expected True"),
              ((("model", "sizes"), [4, 6, 5, 3.0]), "model sizes is 3.0"),
              ((("model", "seed"), 3), r"unknown keys \['seed'\]")]

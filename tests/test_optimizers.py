@@ -196,12 +196,12 @@ def test_state_round_trip_continues_identically(make, numpy_backend):
 
 def test_optimizer_validation():
     for bad, message in (
-        (lambda: SGD(lr=0.0), "learning rate must be > 0, got 0.0"),
-        (lambda: SGD(momentum=1.0), "momentum must be in [0, 1), got 1.0"),
+        (lambda: SGD(lr=0.0), "lr must be a finite number > 0, got 0.0"),
+        (lambda: SGD(momentum=1.0), "momentum must be a finite number in [0, 1), got 1.0"),
         (lambda: SGD(nesterov=True), "Nesterov momentum needs momentum > 0"),
-        (lambda: SGD(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
+        (lambda: SGD(weight_decay=-1.0), "weight_decay must be a finite number >= 0, got -1.0"),
         (lambda: Adam(betas=(1.0, 0.999)), "betas must be in [0, 1), got (1.0, 0.999)"),
-        (lambda: Adam(lr=-1e-3), "learning rate must be > 0, got -0.001"),
+        (lambda: Adam(lr=-1e-3), "lr must be a finite number > 0, got -0.001"),
         (lambda: optimizer_from_config({"type": "RMSprop"}), "unknown optimizer 'RMSprop'"),
     ):
         with pytest.raises(ValueError, match=re.escape(message)):

@@ -45,7 +45,7 @@ def test_linear_warmup():
 @pytest.mark.parametrize(("bad", "message"), [
     (lambda: StepDecay(0), "step_size must be >= 1, got 0"),
     (lambda: Cosine(0), "total_steps must be >= 1, got 0"),
-    (lambda: LinearWarmup(-1), "warmup_steps must be >= 0, got -1"),
+    (lambda: LinearWarmup(-1), "warmup_steps must be an integer >= 0, got -1"),
     (lambda: schedule_from_config({"type": "Exponential"}), "unknown schedule 'Exponential'"),
 ])
 def test_validation(bad, message):

@@ -1,21 +1,24 @@
-"""The argument parser: one-line errors, checked numeric options, and the options of each command.
+"""The argument parser: one-line errors, and the options of each command.
 
-Choices come from the registries they name (backends, dtypes, datasets, activations, optimizer
-and schedule names of :mod:`mlp.cli.settings`), so a new entry there is a new choice here.
+The options of ``mlp train`` that set a training setting come from its definition
+(:mod:`mlp.schema`): the conversion and bounds of a number, the help line and its default, and
+the choices of the registry it names (backends, dtypes, datasets, activations, optimizer and
+schedule names, bound in :data:`mlp.cli.settings.SETTINGS`), so a new entry there is a new choice
+here.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import backends
 
 from .. import __version__
 from ..data import DATASETS
-from ..layers.activations import ACTIVATIONS
-from .settings import DEFAULTS, OPTIMIZER_CHOICES, PRESETS, SCHEDULE_CHOICES, parse_hidden
+from ..schema import Setting
+from .settings import OPTIMIZER_CHOICES, PRESETS, SETTINGS, parse_hidden
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,34 +34,29 @@ def error_line(prog: str, message: str) -> str:
     return f"{prog}: error: {' '.join(message.split())} (see {prog} --help)"
 
 
-def number(kind: type, low: float, high: float = math.inf, low_open: bool = False,
-           high_open: bool = True) -> Any:
-    """An argparse ``type`` accepting finite ``kind`` values within the given bounds."""
-    name = "an integer" if kind is int else "a number"
-    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-    bounds = f"in {lo}{low:g}, {high:g}{hi}" if high != math.inf else (
-        f"> {low:g}" if low_open else f">= {low:g}")
-
+def option_type(setting: Setting) -> Callable[[str], Any]:
+    """An argparse ``type`` taking an option's text to ``setting``'s value: its conversion and
+    bounds, its message (``must be a finite number > 0, got 0``)."""
     def parse(text: str) -> Any:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
-        inside = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high)
-        if not inside or not math.isfinite(value):
-            what = "an integer" if kind is int else "a finite number"
-            raise argparse.ArgumentTypeError(f"must be {what} {bounds}, got {text}")
-        return value
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
+    parse.__name__ = setting.name
     return parse
 
 
-positive_float = number(float, 0.0, low_open=True)
-nonneg_float = number(float, 0.0)
-rate = number(float, 0.0, 1.0)
-positive_int = number(int, 1)
-nonneg_int = number(int, 0)
+def add_setting(parser: argparse.ArgumentParser, setting: Setting, **options: Any) -> None:
+    """``setting``'s option, as its definition says: ``--name``, the conversion and bounds of a
+    number, the choices of a registry, and a help line naming the default (``default_help``,
+    among ``options``, overrides the text of the default)."""
+    default_help = options.pop("default_help", None)
+    if setting.number_kind is not None:
+        options.setdefault("type", option_type(setting))
+    if setting.choices is not None:
+        options.setdefault("choices", setting.choices)
+    parser.add_argument(setting.option_name, help=setting.help_line(default_help), **options)
 
 
 class Hidden(argparse.Action):
@@ -76,44 +74,21 @@ class Hidden(argparse.Action):
 
 
 def add_train_arguments(t: argparse.ArgumentParser) -> None:
-    """The options of ``mlp train``; absent options stay absent (``argparse.SUPPRESS``), so a
-    preset or a resumed checkpoint can tell what was given."""
-    d = DEFAULTS
+    """The options of ``mlp train``: one per setting an option sets (:data:`~mlp.cli.settings.
+    SETTINGS`, in its order), then how to run and what to write. Absent options stay absent
+    (``argparse.SUPPRESS``), so a preset or a resumed checkpoint can tell what was given."""
     t.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="a named configuration: notebook reproduces the original notebook MLP")
-    t.add_argument("--backend", choices=backends.NAMES,
-                   help=f"array library (default {d['backend']})")
-    t.add_argument("--device", help="device, e.g. 0 or cuda:1 for GPUs (default: the "
-                   "backend's default device)")
-    t.add_argument("--dtype", choices=backends.DTYPES, help=f"floating dtype of parameters "
-                   f"and activations (default {d['dtype']})")
-    t.add_argument("--dataset", choices=DATASETS, help=f"(default {d['dataset']})")
-    t.add_argument("--data-dir", help="folder holding the four IDX files (.gz or raw); "
-                   "default $MLP_DATA_DIR, else the copy shipped with the package (MNIST), "
-                   "else the per-user cache, else download")
-    t.add_argument("--hidden", nargs="+", action=Hidden, metavar="WIDTHS",
-                   help=f"hidden widths, comma-separated (default {d['hidden']})")
-    t.add_argument("--activation", choices=tuple(ACTIVATIONS),
-                   help=f"hidden activation (default {d['activation']})")
-    t.add_argument("--dropout", type=rate, help=f"drop rate after each hidden activation "
-                   f"(default {d['dropout']})")
-    t.add_argument("--optimizer", choices=tuple(OPTIMIZER_CHOICES),
-                   help="momentum is SGD with Nesterov momentum 0.9 "
-                   f"(default {d['optimizer']})")
     lrs = ", ".join(f"{name} {choice.lr:g}" for name, choice in OPTIMIZER_CHOICES.items())
-    t.add_argument("--lr", type=positive_float, help=f"base learning rate (default: {lrs})")
-    t.add_argument("--weight-decay", type=nonneg_float,
-                   help=f"L2 (sgd, adam) or decoupled (adamw) decay (default {d['weight_decay']})")
-    t.add_argument("--schedule", choices=tuple(SCHEDULE_CHOICES), help="learning-rate schedule "
-                   "over the whole run; step divides it by 10 after each third "
-                   f"(default {d['schedule']})")
-    t.add_argument("--warmup", type=nonneg_int, help="linear warm-up steps for "
-                   f"warmup-cosine (default {d['warmup']})")
-    t.add_argument("--label-smoothing", type=rate, help=f"(default {d['label_smoothing']})")
-    t.add_argument("--epochs", type=positive_int, help=f"(default {d['epochs']})")
-    t.add_argument("--batch-size", type=positive_int, help=f"(default {d['batch_size']})")
-    t.add_argument("--seed", type=nonneg_int, help="seeds initial weights, dropout and "
-                   f"shuffling (default {d['seed']})")
+    how = {"hidden": {"nargs": "+", "action": Hidden, "metavar": "WIDTHS"},
+           "lr": {"default_help": lrs}}
+    for name, setting in SETTINGS.items():
+        if setting.option:
+            add_setting(t, setting, **how.get(name, {}))
+        if name == "dataset":
+            t.add_argument("--data-dir", help="folder holding the four IDX files (.gz or raw); "
+                           "default $MLP_DATA_DIR, else the copy shipped with the package "
+                           "(MNIST), else the per-user cache, else download")
     t.add_argument("--jit", action=argparse.BooleanOptionalAction,
                    help="run each training step as one compiled function (JAX only; default: "
                         "on where the backend compiles)")
@@ -121,8 +96,6 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
                    help="capture the training step once as a CUDA graph and replay it per batch "
                         "(same numbers, fewer kernel launches: faster at small batches; "
                         "--backend torch --device cuda, no dropout)")
-    t.add_argument("--threads", type=positive_int, help="BLAS threads, at most the usable "
-                   "cores (default: all usable cores)")
     t.add_argument("--distributed", action="store_true", default=False,
                    help="train data-parallel over the processes of an MPI launcher "
                    "(mpiexec -n P mlp train --distributed); --batch-size is the global batch")

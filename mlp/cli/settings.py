@@ -1,14 +1,15 @@
 """Training settings: defaults, presets, the options given, and the rules of ``--resume``.
 
 A run is described by one flat dict (``DEFAULTS``' keys plus ``output`` and ``output_bias``),
-stored in every checkpoint as ``meta["settings"]``; :func:`validate_settings` checks one read back
-from a file with the same rules the options are parsed with.
+stored in every checkpoint as ``meta["settings"]``. Each setting is defined once, in
+:mod:`mlp.schema`; :data:`SETTINGS` binds the registries whose names the choice settings take,
+and :func:`validate_settings` checks settings read back from a file with those definitions, the
+ones the options are parsed with.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,36 +22,12 @@ from ..errors import CheckpointError, MLPError
 from ..layers.activations import ACTIVATIONS
 from ..layers.linear import INITS
 from ..model import OUTPUTS
+from ..schema import Setting, is_number, parse_hidden, with_choices
 
 
 class UsageError(MLPError):
     """A bad option value: reported as a usage error (one line, exit status 2)."""
 
-
-# Training settings; a preset replaces the defaults, options given on the command line win.
-DEFAULTS: dict[str, Any] = {
-    "backend": "numpy",
-    "device": None,
-    "dtype": "float32",
-    "dataset": "mnist",
-    "hidden": "512,512",
-    "activation": "relu",
-    "init": None,
-    "dropout": 0.0,
-    "optimizer": "adam",
-    "lr": None,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "schedule": "cosine",
-    "warmup": 0,
-    "label_smoothing": 0.0,
-    "epochs": 8,
-    "batch_size": 128,
-    "seed": 0,
-    "loss": "softmax-xent",
-}
-#: Settings no option sets (only presets): the output layer.
-FIXED = {"output": "logits", "output_bias": True}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -118,20 +95,18 @@ LOSS_CHOICES: dict[str, Callable[[dict[str, Any]], losses.Loss]] = {
 }
 
 
-def parse_hidden(text: str) -> list[int]:
-    """``"512,512"`` -> ``[512, 512]``; ``""`` or ``"none"`` -> no hidden layer.
-
-    Raises ValueError (a one-line message naming ``--hidden``)."""
-    if text.strip().lower() in ("", "none"):
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--hidden takes comma-separated widths such as 512,512, "
-                         f"got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise ValueError(f"--hidden widths must be >= 1, got {text!r}")
-    return sizes
+#: Every setting's definition, with the registries of the choice settings bound.
+SETTINGS: dict[str, Setting] = with_choices({
+    "backend": backends.NAMES, "dtype": backends.DTYPES, "dataset": DATASETS,
+    "activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZER_CHOICES,
+    "schedule": SCHEDULE_CHOICES, "loss": LOSS_CHOICES, "output": OUTPUTS,
+})
+#: The settings a checkpoint stores (``mlp train --threads`` is not one).
+STORED: dict[str, Setting] = {name: s for name, s in SETTINGS.items() if s.stored}
+#: Settings no option sets (only presets): the output layer.
+FIXED: dict[str, Any] = {name: STORED[name].default for name in ("output", "output_bias")}
+# Training settings; a preset replaces the defaults, options given on the command line win.
+DEFAULTS: dict[str, Any] = {name: s.default for name, s in STORED.items() if name not in FIXED}
 
 
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,56 +121,6 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
 # --- checking settings read from a checkpoint ----------------------------------------------
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def _between(low: float, high: float = math.inf, integer: bool = False) -> Callable[[Any], bool]:
-    return lambda v: (_is_int(v) if integer else _is_number(v)) and low <= v < high
-
-
-def _one_of(choices: Any) -> Callable[[Any], bool]:
-    """A rule: a string among ``choices`` (the type first: a list or object is unhashable)."""
-    return lambda v: isinstance(v, str) and v in choices
-
-
-def _hidden_ok(v: Any) -> bool:
-    try:
-        return isinstance(v, str) and parse_hidden(v) is not None
-    except ValueError:
-        return False
-
-
-#: One rule per setting: what a checkpoint's value must satisfy (the options' own rules).
-_RULES: dict[str, Callable[[Any], bool]] = {
-    "backend": _one_of(backends.NAMES),
-    "device": lambda v: v is None or isinstance(v, str) or _is_int(v),
-    "dtype": _one_of(backends.DTYPES),
-    "dataset": _one_of(DATASETS),
-    "hidden": _hidden_ok,
-    "activation": _one_of(ACTIVATIONS),
-    "init": lambda v: v is None or _one_of(INITS)(v),
-    "dropout": _between(0.0, 1.0),
-    "optimizer": _one_of(OPTIMIZER_CHOICES),
-    "lr": lambda v: _is_number(v) and v > 0,
-    "momentum": _between(0.0, 1.0),
-    "weight_decay": _between(0.0),
-    "schedule": _one_of(SCHEDULE_CHOICES),
-    "warmup": _between(0, integer=True),
-    "label_smoothing": _between(0.0, 1.0),
-    "epochs": _between(1, integer=True),
-    "batch_size": _between(1, integer=True),
-    "seed": _between(0, integer=True),
-    "loss": _one_of(LOSS_CHOICES),
-    "output": _one_of(OUTPUTS),
-    "output_bias": lambda v: isinstance(v, bool),
-}
-
-
 def validate_settings(settings: Any, where: str) -> dict[str, Any]:
     """``settings`` from checkpoint ``where``, checked key by key; raises CheckpointError."""
     def fail(why: str) -> CheckpointError:
@@ -203,16 +128,15 @@ def validate_settings(settings: Any, where: str) -> dict[str, Any]:
 
     if not isinstance(settings, dict):
         raise fail(f"are a {type(settings).__name__}, not an object")
-    unknown = sorted(map(str, set(settings) - set(_RULES)))
-    missing = sorted(set(_RULES) - set(settings))
+    unknown = sorted(map(str, set(settings) - set(STORED)))
+    missing = sorted(set(STORED) - set(settings))
     if unknown or missing:
         parts = [f"unknown: {', '.join(unknown[:5])}" if unknown else "",
                  f"missing: {', '.join(missing[:5])}" if missing else ""]
         raise fail(f"have wrong keys ({'; '.join(p for p in parts if p)})")
-    bad = [key for key, ok in _RULES.items() if not ok(settings[key])]
+    bad = [error for key, s in STORED.items() if (error := s.error(settings[key])) is not None]
     if bad:
-        shown = ", ".join(f"{key}={settings[key]!r:.40}" for key in bad[:5])
-        raise fail(f"hold invalid values: {shown}")
+        raise fail(f"hold invalid values: {'; '.join(bad[:5])}")
     return dict(settings)
 
 
@@ -260,7 +184,7 @@ def resume_settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str
 def _same(key: str, a: Any, b: Any) -> bool:
     if key == "hidden":
         return parse_hidden(a) == parse_hidden(b)
-    if _is_number(a) and _is_number(b) and not isinstance(a, bool):
+    if is_number(a) and is_number(b):
         return float(a) == float(b)
     return a == b
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from .._xp import Array, array_namespace, device
+from ..schema import DROPOUT
 from .base import Layer
 
 
 class Dropout(Layer):
-    """Zero each input with probability ``rate`` while training and scale the rest by
+    """Zero each input with probability ``rate`` (the ``dropout`` setting's bounds,
+    :data:`mlp.schema.DROPOUT`) while training and scale the rest by
     ``1 / (1 - rate)``; identity at evaluation. Shapes ``(N, D) -> (N, D)``.
 
     The mask comes from the seeded host generator ``rng`` (a model passes its backend's
@@ -28,9 +30,7 @@ class Dropout(Layer):
         self, rate: float = 0.5, rng: Any = None, backend: Any = None, host_masks: bool = False
     ) -> None:
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = float(DROPOUT.check(rate, "dropout rate"))
         self.rng = rng
         self.backend = backend
         self.host_masks = bool(host_masks)
