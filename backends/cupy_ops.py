@@ -67,23 +67,13 @@ class CupyOps(InplaceOps):
             return self.np.empty(shape, dtype=dtype)
 
     def adam_update(
-        self,
-        p: Array,
-        g: Array,
-        m: Array,
-        v: Array,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        step: int,
-        weight_decay: float,
-        decoupled: bool,
+        self, p: Array, g: Array, m: Array, v: Array, k: AdamConstants
     ) -> tuple[Array, Array, Array]:
         dt = p.dtype.type
-        k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
+        # Host numbers in the parameters' dtype; a captured step's 0-d device arrays as they are.
+        constants = (dt(c) if isinstance(c, float | int) else c for c in k)
         with self.device:
-            self._adam(g, *(dt(c) for c in k), p, m, v)
+            self._adam(g, *constants, p, m, v)
         return p, m, v
 
     def sgd_update(

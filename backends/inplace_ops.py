@@ -139,24 +139,11 @@ class InplaceOps(GenericOps):
         return p, velocity
 
     def adam_update(
-        self,
-        p: Array,
-        g: Array,
-        m: Array,
-        v: Array,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        step: int,
-        weight_decay: float,
-        decoupled: bool,
+        self, p: Array, g: Array, m: Array, v: Array, k: AdamConstants
     ) -> tuple[Array, Array, Array]:
         if self.kernels is None:
-            return super().adam_update(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay,
-                                       decoupled)
+            return super().adam_update(p, g, m, v, k)
         dt = p.dtype.type
-        k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
         self.kernels.adam(p, g, m, v, *(dt(c) for c in k))
         return p, m, v
 

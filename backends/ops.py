@@ -115,7 +115,8 @@ class GenericOps:
         logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
         return xp.sum(t * logp * -k), (xp.exp(logp) - t) * k
 
-    # Optimizer updates over flat parameter vectors. All return the new arrays.
+    # Optimizer updates over flat parameter vectors: one entry point per rule, which the
+    # eager, compiled and captured steps all call. All return the new arrays.
 
     def sgd_update(
         self,
@@ -138,34 +139,17 @@ class GenericOps:
         return p - lr * step, velocity
 
     def adam_update(
-        self,
-        p: Array,
-        g: Array,
-        m: Array,
-        v: Array,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        step: int,
-        weight_decay: float,
-        decoupled: bool,
-    ) -> tuple[Array, Array, Array]:
-        """One Adam (``decoupled=False``, L2 in the gradient) or AdamW step.
-
-        ``step`` counts from 1 and sets the bias corrections. The update is written in the
-        paper's efficient form, ``p -= lr sqrt(1-β2^t)/(1-β1^t) * m / (sqrt(v) + eps
-        sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass fewer.
-        """
-        k = AdamConstants.of(lr, beta1, beta2, eps, step, weight_decay, decoupled)
-        return self.adam_apply(p, g, m, v, k)
-
-    def adam_apply(
         self, p: Array, g: Array, m: Array, v: Array, k: AdamConstants
     ) -> tuple[Array, Array, Array]:
-        """The Adam step of :meth:`adam_update` from its constants ``k``. A compiled step
-        passes the per-step ones (``eps_hat``, ``step_size``, ``shrink``) as 0-d arrays; a
-        ``shrink`` that is the number 1.0 is skipped."""
+        """One Adam (L2 in the gradient, ``k.l2``) or AdamW (``k.shrink``) step from its
+        constants ``k`` (:meth:`AdamConstants.of`).
+
+        The update is written in the paper's efficient form, ``p -= lr sqrt(1-β2^t)/(1-β1^t) *
+        m / (sqrt(v) + eps sqrt(1-β2^t))``, equal to ``lr * m̂ / (sqrt(v̂) + eps)`` with one pass
+        fewer. A compiled or captured step passes the per-step constants (``eps_hat``,
+        ``step_size``, ``shrink``) as traced or 0-d arrays; a ``shrink`` that is the number 1.0
+        is skipped.
+        """
         xp = self.xp
         if k.l2:
             g = g + k.l2 * p
@@ -179,7 +163,7 @@ class GenericOps:
 
 
 class AdamConstants(NamedTuple):
-    """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` uses them, in the
+    """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` takes them, in the
     order the compiled and CuPy kernels take them: the L2 factor added to the gradient (Adam),
     ``β1``, ``c1 = 1-β1``, ``β2``, ``c2 = 1-β2``, the ε and step size of the efficient form, and
     the decoupled shrink factor (AdamW)."""

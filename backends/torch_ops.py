@@ -173,11 +173,11 @@ class TorchOps(GenericOps):
             step = g
         return p.sub_(torch.mul(step, lr, out=b)), velocity
 
-    def adam_apply(
+    def adam_update(
         self, p: Array, g: Array, m: Array, v: Array, k: AdamConstants
     ) -> tuple[Array, Array, Array]:
         if not all(isinstance(c, float) for c in (k.eps_hat, k.step_size, k.shrink)):
-            return super().adam_apply(p, g, m, v, k)  # a captured step's 0-d constants
+            return super().adam_update(p, g, m, v, k)  # a captured step's 0-d constants
         if self.kernels is not None:
             # The compiled halves around PyTorch's square root, which is not always the
             # correctly rounded one (the portable path's numbers are PyTorch's).

@@ -29,7 +29,7 @@ from typing import Any
 from backends.collectives import Communicator, communicator, launcher_size
 
 from ._xp import Array
-from .errors import MLPError, TrainingError
+from .errors import MLPError, StopRequested, TrainingError
 from .layers import Dropout
 
 __all__ = ["Distributed", "DistributedError", "DriftError", "launcher_ranks"]
@@ -109,16 +109,11 @@ class Distributed:
                 self._set_layer_grads(model, zeros)
             self._sum_grads(model)
         else:
-            out = model.layers.forward(x, train=True)
-            loss = model.loss.forward(out, y)
-            grad = model.loss.backward()
             share = model.loss_weight(n) / model.loss_weight(n_global)
-            if share != 1.0:
-                grad = grad * share
             if self.overlap and store.grad is not None:
-                self._backward_overlapped(model, grad)
+                loss, out = self._gradients_overlapped(model, x, y, share)
             else:
-                model.layers.backward(grad)
+                loss, out = model.gradients(x, y, share)
                 self._sum_grads(model)
         model.optimizer.step()
         model.last_output = out
@@ -130,20 +125,21 @@ class Distributed:
         if store.grad is None:  # the portable path gathers the layers' gradients again
             self._set_layer_grads(model, summed)
 
-    def _backward_overlapped(self, model: Any, grad: Array) -> None:
-        """Backward layer by layer, each parameterised layer's gradient slice summed in the
-        background while the layers before it run."""
-        ranges = self._layer_ranges(model)
-        store, layers, started = model.store, model.layers, []
-        for i in reversed(range(len(layers))):
-            grad = layers[i].backward(grad)
+    def _gradients_overlapped(self, model: Any, x: Array, y: Array,
+                              share: float) -> tuple[Array, Array]:
+        """The model's gradients, each parameterised layer's slice of the flat buffer summed
+        in the background (a gradient hook) while the layers before it run backward."""
+        ranges, store, started = self._layer_ranges(model), model.store, []
+
+        def sum_layer(i: int) -> None:
             if i in ranges:
                 a, b = ranges[i]
                 started.append(self.comm.iallreduce_(store.grad[a:b]))
-            if grad is None:
-                break
+
+        loss, out = model.gradients(x, y, share, after=sum_layer)
         for request in started:
             request.wait()
+        return loss, out
 
     def _layer_ranges(self, model: Any) -> dict[int, tuple[int, int]]:
         """Layer index -> its ``[a, b)`` in the flat buffer (a layer's parameters are
@@ -234,8 +230,6 @@ class Distributed:
         """While training: an error every rank meets at the same step (a stop, a diverged
         loss, drift) propagates; any other one, met by this rank alone while the others wait
         in a collective, is ``report``-ed and ends every rank at once (exit status 1)."""
-        from .train import StopRequested
-
         try:
             yield
         except (StopRequested, TrainingError, SystemExit):

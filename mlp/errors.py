@@ -17,3 +17,8 @@ class CheckpointError(MLPError):
 
 class TrainingError(MLPError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class StopRequested(Exception):
+    """Raised by :meth:`mlp.train.Trainer.fit` after the step during which a stop was requested
+    (its state then resumes from the next step)."""

@@ -6,9 +6,10 @@ call. :class:`GraphStep` captures the model's own eager step (forward, loss, bac
 optimizer update, written with the backend's operations) on fixed buffers:
 
 - the batch is copied into captured input buffers before each replay;
-- what the host changes from step to step (the learning rate of a schedule, Adam's
-  bias-corrected constants) lives in 0-d device arrays filled before each replay, computed
-  on the host exactly as the eager step computes them (the update code of :mod:`mlp.jit`);
+- what the host changes from step to step (the optimizer's
+  :meth:`~mlp.optimizers.Optimizer.hyper` constants: the learning rate of a schedule, Adam's
+  bias corrections) lives in 0-d device arrays filled before each replay, computed on the host
+  exactly as the eager step computes them; the update is the optimizer's own rule;
 - the new parameters and optimizer state are copied back into the arrays the graph reads, so
   every replay starts from the previous one's result.
 
@@ -19,18 +20,18 @@ an eager step in between). The loss and outputs a replay returns are the graph's
 overwritten by the next replay: copy them to keep them.
 
 Dropout is not supported (its masks would have to be drawn inside the graph); neither are
-custom losses and optimizers (:func:`unsupported`). The backend must be able to capture
-(:attr:`backends.Backend.capture`: PyTorch on CUDA).
+custom losses, nor optimizers without an update rule (:func:`unsupported`). The backend must
+be able to capture (:attr:`backends.Backend.capture`: PyTorch on CUDA).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._xp import Array
-from .jit import UPDATES, not_built_in
+from .jit import not_built_in, settings_of
 from .layers import Dropout
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class _Captured:
     x: Array
     y: Array
     scalars: list[Array]
-    fixed: tuple[Any, ...]
+    fixed: str  # the optimizer configuration it was captured for
     arrays: tuple[Array, ...]  # the parameter vector and optimizer state the graph reads
     loss: Array
     out: Array
@@ -89,8 +90,7 @@ class GraphStep:
         opt = model.optimizer
         if opt.steps == 0:
             return self._eager(x, y)
-        kind = UPDATES[type(opt)]
-        scalars, fixed = kind.host(opt)
+        scalars, fixed = opt.hyper(), settings_of(opt)
         key = (*x.shape, *y.shape)
         cap = self._graphs.get(key)
         if cap is None or cap.fixed != fixed or not self._current(cap):
@@ -108,7 +108,7 @@ class GraphStep:
 
     def _arrays(self) -> tuple[Array, ...]:
         model = self.model
-        return (model.store.flat, *UPDATES[type(model.optimizer)].state(model.optimizer))
+        return (model.store.flat, *model.optimizer.state_arrays())
 
     def _current(self, cap: _Captured) -> bool:
         """Whether the graph still reads the model's arrays (none was replaced since)."""
@@ -116,11 +116,11 @@ class GraphStep:
         return len(now) == len(cap.arrays) and all(
             a is b for a, b in zip(now, cap.arrays, strict=True))
 
-    def _capture(self, x: Array, y: Array, values: list[float],
-                 fixed: tuple[Any, ...]) -> _Captured:
+    def _capture(self, x: Array, y: Array, values: tuple[float, ...],
+                 fixed: str) -> _Captured:
         model = self.model
         xp, store, backend = model.xp, model.store, model.backend
-        kind = UPDATES[type(model.optimizer)]
+        opt = model.optimizer
         dev = backend.device
         static_x = xp.empty(x.shape, dtype=x.dtype, device=dev)
         static_y = xp.empty(y.shape, dtype=y.dtype, device=dev)
@@ -134,8 +134,8 @@ class GraphStep:
             out = model.layers.forward(static_x, train=True)
             loss = model.loss.forward(out, static_y)
             model.layers.backward(model.loss.backward())
-            p, new_state = kind.apply(model.ops, flat, store.flat_grad(), tuple(state),
-                                      tuple(scalars), fixed)
+            p, new_state = opt.update(model.ops, flat, store.flat_grad(), tuple(state),
+                                      tuple(scalars))
             for old, new in zip(arrays, (p, *new_state), strict=True):
                 if new is not old:
                     old[...] = new

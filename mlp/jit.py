@@ -21,79 +21,19 @@ steps. The parameters by name (``model.parameters()``) are arrays of their own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from backends.ops import AdamConstants, GenericOps
 
 from ._xp import Array
 from .layers import Dropout, Linear
 from .losses import LOSSES
-from .optimizers import SGD, Adam, AdamW, Optimizer
+from .optimizers import Optimizer
 
 if TYPE_CHECKING:
     from .model import MLP
 
 State = tuple[Array, ...]
-
-
-class _SGDUpdate:
-    """``ops.sgd_update`` with the learning rate as an argument."""
-
-    @staticmethod
-    def host(opt: SGD) -> tuple[list[float], tuple[Any, ...]]:
-        return [opt.current_lr], (opt.momentum, opt.nesterov, opt.weight_decay)
-
-    @staticmethod
-    def state(opt: SGD) -> State:
-        return () if opt.velocity is None else (opt.velocity,)
-
-    @staticmethod
-    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
-              fixed: tuple[Any, ...]) -> tuple[Array, State]:
-        momentum, nesterov, weight_decay = fixed
-        p, velocity = ops.sgd_update(p, g, state[0] if state else None, scalars[0], momentum,
-                                     nesterov, weight_decay)
-        return p, () if velocity is None else (velocity,)
-
-    @staticmethod
-    def keep(opt: SGD, state: State) -> None:
-        opt.velocity = state[0] if state else None
-        opt.steps += 1
-
-
-class _AdamUpdate:
-    """``ops.adam_apply`` with the constants that change per step as arguments."""
-
-    @staticmethod
-    def host(opt: Adam) -> tuple[list[float], tuple[Any, ...]]:
-        k = AdamConstants.of(opt.current_lr, *opt.betas, opt.eps, opt.steps + 1,
-                             opt.weight_decay, opt.decoupled)
-        fixed = (k.l2, k.beta1, k.c1, k.beta2, k.c2, k.shrink == 1.0)
-        return [k.eps_hat, k.step_size, k.shrink], fixed
-
-    @staticmethod
-    def state(opt: Adam) -> State:
-        return (opt.m, opt.v)
-
-    @staticmethod
-    def apply(ops: GenericOps, p: Array, g: Array, state: State, scalars: tuple[float, ...],
-              fixed: tuple[Any, ...]) -> tuple[Array, State]:
-        *constants, unit_shrink = fixed
-        shrink = 1.0 if unit_shrink else scalars[2]
-        k = AdamConstants(*constants, eps_hat=scalars[0], step_size=scalars[1], shrink=shrink)
-        p, m, v = ops.adam_apply(p, g, state[0], state[1], k)
-        return p, (m, v)
-
-    @staticmethod
-    def keep(opt: Adam, state: State) -> None:
-        opt.m, opt.v = state
-        opt.steps += 1
-
-
-#: The optimizers whose update a compiled step can take (exact types: a subclass may change
-#: ``step``).
-UPDATES: dict[type[Optimizer], Any] = {SGD: _SGDUpdate, Adam: _AdamUpdate, AdamW: _AdamUpdate}
 
 
 def unsupported(model: MLP) -> str | None:
@@ -105,14 +45,22 @@ def unsupported(model: MLP) -> str | None:
 
 def not_built_in(model: MLP, step: str) -> str | None:
     """Why ``step`` (a compiled or captured step) cannot take ``model``'s optimizer or loss:
-    it needs the built-in ones, whose update it knows (:data:`UPDATES`)."""
-    if type(model.optimizer) not in UPDATES:
-        return (f"{step} supports the optimizers SGD, Adam and AdamW, not "
-                f"{type(model.optimizer).__name__}")
+    the optimizer must follow the update protocol (:meth:`~mlp.optimizers.Optimizer.update`),
+    the loss be a built-in one."""
+    opt = model.optimizer
+    if type(opt).update is Optimizer.update:
+        return (f"{step} needs an optimizer with an update rule (Optimizer.update); "
+                f"{type(opt).__name__} defines none")
     if type(model.loss) not in LOSSES.values():
         return (f"{step} supports the built-in losses {', '.join(LOSSES)}, not "
                 f"{type(model.loss).__name__}")
     return None
+
+
+def settings_of(opt: Optimizer) -> str:
+    """The optimizer's configuration as a hashable key: a step compiled or captured for one
+    configuration is traced again for another."""
+    return json.dumps(opt.config(), sort_keys=True, default=str)
 
 
 def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
@@ -162,30 +110,29 @@ class CompiledStep:
             if reason is not None:
                 raise ValueError(f"cannot compile the training step: {reason}; build the "
                                  "model with jit=False")
-            self._compiled = backend.jit(self._step, static_argnames=("kind", "fixed"),
+            self._compiled = backend.jit(self._step, static_argnames=("settings",),
                                          donate_argnums=(0, 1))
             self._traced_for = (model.loss, opt)
-        kind = UPDATES[type(opt)]
-        scalars, fixed = kind.host(opt)
         n = x.shape[0]
         # Host masks and numbers go straight in: the call moves them with its other arguments.
         masks = tuple(layer.draw_keep((n, width)) for layer, width in self._dropouts)
         before = store.flat
         try:
             flat, state, loss, out, views = self._compiled(
-                before, kind.state(opt), x, y, masks, tuple(scalars), kind=kind, fixed=fixed)
+                before, opt.state_arrays(), x, y, masks, tuple(opt.hyper()),
+                settings=settings_of(opt))
         except BaseException:
             store.set_flat(before)  # the trace left its placeholders in the layers
             raise
         store.set_flat(flat, views)
-        kind.keep(opt, state)
+        opt.keep(state)
         for layer in model.layers:
             layer.grads.clear()
         model.last_output = out
         return loss
 
     def _step(self, flat: Array, state: State, x: Array, y: Array, masks: tuple[Array, ...],
-              scalars: tuple[float, ...], kind: Any, fixed: tuple[Any, ...]
+              hyper: tuple[float, ...], settings: str
               ) -> tuple[Array, State, Array, Array, dict[str, Array]]:
         """The pure function that is traced: the model's own forward, loss, backward and
         update on placeholders."""
@@ -200,6 +147,7 @@ class CompiledStep:
                 out = layer.forward(out, train=True)
         loss = model.loss.forward(out, y)
         model.layers.backward(model.loss.backward())
-        flat, state = kind.apply(model.ops, flat, model.store.flat_grad(), state, scalars, fixed)
+        flat, state = model.optimizer.update(model.ops, flat, model.store.flat_grad(), state,
+                                             hyper)
         model.store.set_flat(flat)
         return flat, state, loss, out, model.store.named()

@@ -11,6 +11,7 @@ import backends
 
 from ._xp import Array, array_namespace
 from .graph import GraphStep
+from .inputs import input_scale
 from .jit import compiled_step
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
@@ -18,8 +19,6 @@ from .optimizers import Adam, Optimizer
 from .params import ParameterStore
 
 OUTPUTS = ("logits", "softmax")
-#: Inputs of dtype uint8 are pixels 0..255, scaled by this factor to [0, 1].
-PIXEL_SCALE = 1.0 / 255.0
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -257,12 +256,24 @@ class MLP:
         return self._eager_step(x, y)
 
     def _eager_step(self, x: Array, y: Array) -> Array:
+        loss, self.last_output = self.gradients(x, y)
+        self.optimizer.step()
+        return loss
+
+    def gradients(self, x: Array, y: Array, weight: float = 1.0,
+                  after: Callable[[int], None] | None = None) -> tuple[Array, Array]:
+        """Forward (training mode), loss and backward on a batch ``x (N, sizes[0])``, ``y``:
+        fills every layer's gradients and the store's flat gradient, of the loss scaled by
+        ``weight`` (a process's share of a global batch). ``after(i)`` is called as soon as
+        layer ``i``'s gradients are complete. Returns the batch loss (0-d, unscaled) and the
+        outputs ``(N, sizes[-1])`` (valid until the next pass). Inputs are not checked."""
         out = self.layers.forward(x, train=True)
         loss = self.loss.forward(out, y)
-        self.layers.backward(self.loss.backward())
-        self.optimizer.step()
-        self.last_output = out
-        return loss
+        grad = self.loss.backward()
+        if weight != 1.0:
+            grad = grad * weight
+        self.layers.backward(grad, after)
+        return loss, out
 
     @on_device
     def loss_and_grads(self, x: Array, y: Array) -> tuple[Array, dict[str, Array]]:
@@ -362,18 +373,8 @@ class MLP:
         return self.backend.asarray(x)
 
     def input_scale(self, dtype: Any) -> float:
-        """The factor turning inputs of ``dtype`` into features: 1/255 for uint8 pixels, 1
-        for floating point.
-
-        Raises:
-            TypeError: any other dtype.
-        """
-        xp = self.xp
-        if dtype == xp.uint8:
-            return PIXEL_SCALE
-        if xp.isdtype(dtype, "real floating"):
-            return 1.0
-        raise TypeError(f"inputs must be uint8 pixels or floating point, not {dtype}")
+        """The factor turning inputs of ``dtype`` into features (:func:`mlp.inputs.input_scale`)."""
+        return input_scale(self.xp, dtype)
 
     def _outputs(self, x: Any, batch_size: int) -> Iterator[Array]:
         """The network's outputs on ``x``, batch by batch (each valid until the next)."""

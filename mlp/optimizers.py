@@ -1,13 +1,23 @@
 """Optimizers over a :class:`~mlp.params.ParameterStore`'s flat parameter vector.
 
-The update arithmetic lives in the backend's operations (``backends.ops`` for the portable
-path, fused in-place kernels where a backend has them); both follow the equations quoted in
-each class.
+An optimizer is two things (the protocol every step follows, eager, compiled or captured):
+
+- :meth:`Optimizer.hyper`: the host constants of the next update, the numbers that change from
+  step to step (the learning rate from the schedule, Adam's bias corrections), in float64;
+- :meth:`Optimizer.update`: the rule, ``(ops, p, g, state, hyper) -> (p, state)``, a pure
+  function of arrays that calls one update of the backend's operations (portable array-API
+  code, with a fused kernel where a backend has one).
+
+:meth:`Optimizer.state_arrays` and :meth:`Optimizer.keep` hand the state to a step and take it
+back. A subclass that implements these works in every step; the equations are quoted in each
+class.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from backends.ops import AdamConstants
 
 from ._xp import Array
 from .params import ParameterStore
@@ -34,9 +44,33 @@ class Optimizer:
         """Attach to a model's parameters and allocate the optimizer state."""
         self.store = store
 
+    def hyper(self) -> tuple[Any, ...]:
+        """The host constants of the next update (from ``steps`` and the schedule)."""
+        return (self.current_lr,)
+
+    def state_arrays(self) -> tuple[Array, ...]:
+        """The state the next update reads, as a tuple of device arrays (maybe empty)."""
+        return tuple(self.state().values())
+
+    def update(self, ops: Any, p: Array, g: Array, state: tuple[Array, ...],
+               hyper: tuple[Any, ...]) -> tuple[Array, tuple[Array, ...]]:
+        """The update rule: new parameters and state from the flat parameters ``p``, gradient
+        ``g``, the state and the host constants (numbers, or traced or 0-d arrays in a compiled
+        or captured step). No side effects: the step keeps the results."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update rule")
+
+    def keep(self, state: tuple[Array, ...]) -> None:
+        """Take back the state an update returned, and count the update."""
+        self.steps += 1
+
     def step(self) -> None:
-        """Apply one update from the store's current gradient."""
-        raise NotImplementedError
+        """Apply one update from the store's current gradient (the eager step)."""
+        store = self.store
+        p, state = self.update(store.backend.ops, store.flat, store.flat_grad(),
+                               self.state_arrays(), self.hyper())
+        if p is not store.flat:
+            store.set_flat(p)
+        self.keep(state)
 
     def config(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
@@ -75,15 +109,15 @@ class SGD(Optimizer):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def step(self) -> None:
-        store = self.store
-        p, self.velocity = store.backend.ops.sgd_update(
-            store.flat, store.flat_grad(), self.velocity, self.current_lr, self.momentum,
-            self.nesterov, self.weight_decay,
-        )
-        if p is not store.flat:
-            store.set_flat(p)
-        self.steps += 1
+    def update(self, ops: Any, p: Array, g: Array, state: tuple[Array, ...],
+               hyper: tuple[Any, ...]) -> tuple[Array, tuple[Array, ...]]:
+        p, velocity = ops.sgd_update(p, g, state[0] if state else None, hyper[0],
+                                     self.momentum, self.nesterov, self.weight_decay)
+        return p, () if velocity is None else (velocity,)
+
+    def keep(self, state: tuple[Array, ...]) -> None:
+        self.velocity = state[0] if state else None
+        super().keep(state)
 
     def state(self) -> dict[str, Array]:
         return {} if self.velocity is None else {"velocity": self.velocity}
@@ -129,16 +163,26 @@ class Adam(Optimizer):
             self.m = xp.zeros_like(store.flat)
             self.v = xp.zeros_like(store.flat)
 
-    def step(self) -> None:
-        store = self.store
-        lr = self.current_lr
-        self.steps += 1
-        p, self.m, self.v = store.backend.ops.adam_update(
-            store.flat, store.flat_grad(), self.m, self.v, lr, self.betas[0], self.betas[1],
-            self.eps, self.steps, self.weight_decay, self.decoupled,
-        )
-        if p is not store.flat:
-            store.set_flat(p)
+    def hyper(self) -> tuple[Any, ...]:
+        """``(eps_hat, step_size, shrink)`` of the next update (``t = steps + 1``)."""
+        k = AdamConstants.of(self.current_lr, *self.betas, self.eps, self.steps + 1,
+                             self.weight_decay, self.decoupled)
+        return (k.eps_hat, k.step_size, k.shrink)
+
+    def update(self, ops: Any, p: Array, g: Array, state: tuple[Array, ...],
+               hyper: tuple[Any, ...]) -> tuple[Array, tuple[Array, ...]]:
+        b1, b2 = self.betas
+        eps_hat, step_size, shrink = hyper
+        shrinks = self.decoupled and self.weight_decay
+        l2 = self.weight_decay if (self.weight_decay and not self.decoupled) else 0.0
+        k = AdamConstants(l2, b1, 1.0 - b1, b2, 1.0 - b2, eps_hat, step_size,
+                          shrink if shrinks else 1.0)
+        p, m, v = ops.adam_update(p, g, state[0], state[1], k)
+        return p, (m, v)
+
+    def keep(self, state: tuple[Array, ...]) -> None:
+        self.m, self.v = state
+        super().keep(state)
 
     def state(self) -> dict[str, Array]:
         return {"m": self.m, "v": self.v}

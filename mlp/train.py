@@ -15,16 +15,19 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backends.ops import Buffers
 
 from ._xp import Array
+from .distributed import Distributed
+from .errors import StopRequested, TrainingError
+from .inputs import PIXEL_SCALE, DeviceData
+
+if TYPE_CHECKING:
+    from .model import MLP
 
 __all__ = ["PIXEL_SCALE", "DeviceData", "StopRequested", "TrainState", "Trainer"]
-from .distributed import Distributed
-from .errors import TrainingError
-from .model import MLP, PIXEL_SCALE
 
 
 @dataclass
@@ -51,36 +54,6 @@ class TrainState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainState:
         return cls(**data)
-
-
-class StopRequested(Exception):
-    """Raised by :meth:`Trainer.fit` after the step during which a stop was requested."""
-
-
-class DeviceData:
-    """Inputs ``(N, D)`` and integer labels ``(N,)`` on the model's device.
-
-    ``x`` keeps its dtype: uint8 pixels, or floats; ``scale`` is the factor that turns a batch
-    into features (1/255 for pixels, see :meth:`MLP.input_scale`).
-
-    Raises:
-        ValueError: shapes that do not fit the model or each other.
-        TypeError: inputs that are neither uint8 nor floating point, or labels not integers.
-    """
-
-    def __init__(self, model: MLP, images: Any, labels: Any) -> None:
-        with model.backend.activate():
-            self.x = model.to_device(images)
-            self.y = model.to_device(labels)
-        self.n = int(self.x.shape[0])
-        if self.x.ndim != 2 or self.x.shape[1] != model.sizes[0]:
-            raise ValueError(f"expected inputs of shape (N, {model.sizes[0]}), "
-                             f"got {tuple(self.x.shape)}")
-        if tuple(self.y.shape) != (self.n,):
-            raise ValueError(f"expected labels of shape ({self.n},), got {tuple(self.y.shape)}")
-        if not model.xp.isdtype(self.y.dtype, "integral"):
-            raise TypeError(f"labels must be integer class indices, not {self.y.dtype}")
-        self.scale = model.input_scale(self.x.dtype)
 
 
 class Trainer:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_support import clean_env, write_real_mnist_raw
+from optimizer_support import SoftSign
 
 import backends
 from backends import BackendError
@@ -181,13 +182,41 @@ def test_jit_is_the_default_on_jax_only_where_it_applies(jx, numpy_backend):
     with pytest.raises(ValueError, match="backend 'numpy' does not compile"):
         MLP(SIZES, backend=numpy_backend, jit=True)
 
-    class Halving(SGD):  # a subclass may change step(): the compiled update would not
-        pass
+    class OwnStep(SGD):  # written the old way: its own step(), no update rule to compile
+        update = Optimizer.update
 
-    assert MLP(SIZES, backend=jx, optimizer=Halving()).compiled is None
-    with pytest.raises(ValueError, match="optimizers SGD, Adam and AdamW, not Halving"):
-        MLP(SIZES, backend=jx, optimizer=Halving(), jit=True)
-    assert issubclass(Halving, Optimizer)
+        def step(self) -> None:
+            self.steps += 1
+
+    assert MLP(SIZES, backend=jx, optimizer=OwnStep()).compiled is None
+    with pytest.raises(ValueError, match="needs an optimizer with an update rule .*OwnStep"):
+        MLP(SIZES, backend=jx, optimizer=OwnStep(), jit=True)
+    assert MLP(SIZES, backend=jx, optimizer=SoftSign(1e-2)).compiled is not None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_users_optimizer_trains_the_same_eager_and_compiled(jx, dtype):
+    """An optimizer of the user's own, following the update protocol, runs in the compiled
+    step with the eager step's numbers; its schedule's learning rate reaches it per step."""
+    def make(jit: bool):
+        opt = SoftSign(1e-2)
+        opt.schedule = Cosine(20)
+        return MLP(SIZES, backend=jx, dtype=dtype, seed=3, optimizer=opt, jit=jit)
+
+    eager, compiled = make(False), make(True)
+    assert eager.compiled is None and compiled.compiled is not None
+    losses = {id(eager): [], id(compiled): []}
+    for x, y in _batches(jx, dtype):
+        for model in (eager, compiled):
+            losses[id(model)].append(float(jx.to_numpy(model.train_step(x, y))))
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(losses[id(compiled)], losses[id(eager)], rtol=tol, atol=tol)
+    assert losses[id(eager)][-1] < losses[id(eager)][0]
+    np.testing.assert_allclose(jx.to_numpy(compiled.store.flat), jx.to_numpy(eager.store.flat),
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(jx.to_numpy(compiled.optimizer.v), jx.to_numpy(eager.optimizer.v),
+                               rtol=tol, atol=tol)
+    assert compiled.optimizer.steps == eager.optimizer.steps == len(_batches(jx, dtype))
 
 
 def test_a_compiled_model_checkpoints_and_resumes_on_numpy(jx, tmp_path):

@@ -13,6 +13,7 @@ from array_api_compat import array_namespace
 import backends
 from backends import Backend, GenericOps, compiled
 from backends.inplace_ops import InplaceOps
+from backends.ops import AdamConstants
 from mlp.layers.base import Layer
 from mlp.optimizers import SGD, Adam, AdamW, optimizer_from_config
 from mlp.params import ParameterStore
@@ -264,10 +265,9 @@ def test_inplace_adam_equals_generic(setting, n, dtype, numpy_backend):
     fast, generic = _compiled_ops(xp), GenericOps(xp)
     p, g, m, v = _state(n, dtype, seed=n)
     for step in (1, 2, 9):
-        p_ref, m_ref, v_ref = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, step,
-                                                  **ADAM_SETTINGS[setting])
-        out = fast.adam_update(p.copy(), g, m.copy(), v.copy(), 1e-3, 0.9, 0.999, 1e-8, step,
-                               **ADAM_SETTINGS[setting])
+        k = AdamConstants.of(1e-3, 0.9, 0.999, 1e-8, step, **ADAM_SETTINGS[setting])
+        p_ref, m_ref, v_ref = generic.adam_update(p, g, m, v, k)
+        out = fast.adam_update(p.copy(), g, m.copy(), v.copy(), k)
         for name, got, ref in zip("pmv", out, (p_ref, m_ref, v_ref), strict=True):
             assert got.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(got, ref, err_msg=f"{name} at step {step}")
@@ -319,10 +319,9 @@ def test_backend_adam_kernel_equals_generic(setting, dtype, inplace_backend):
     p, g, m, v = (b.asarray(a) for a in _state(70_007, dtype, seed=3))
     p2, m2, v2 = (b.xp.asarray(a, copy=True) for a in (p, m, v))
     for step in (1, 2, 3, 9, 10):
-        p, m, v = generic.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, step,
-                                      **ADAM_SETTINGS[setting])
-        p2, m2, v2 = b.ops.adam_update(p2, g, m2, v2, 1e-3, 0.9, 0.999, 1e-8, step,
-                                       **ADAM_SETTINGS[setting])
+        k = AdamConstants.of(1e-3, 0.9, 0.999, 1e-8, step, **ADAM_SETTINGS[setting])
+        p, m, v = generic.adam_update(p, g, m, v, k)
+        p2, m2, v2 = b.ops.adam_update(p2, g, m2, v2, k)
         for name, got, want in zip("pmv", (p2, m2, v2), (p, m, v), strict=True):
             assert got.dtype == b.dtype(dtype)
             np.testing.assert_array_equal(b.to_numpy(got), b.to_numpy(want),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from backends import GenericOps, compiled
 from backends.inplace_ops import InplaceOps
+from backends.ops import AdamConstants
 from mlp import MLP, MSE, CrossEntropy, SoftmaxCrossEntropy
 from mlp.layers import ACTIVATIONS, Linear
 
@@ -156,9 +157,9 @@ def test_inplace_adam_equals_generic_for_any_hyperparameters(numpy_backend, n, d
     p, g, m = (r.normal(size=n).astype(dtype) for _ in range(3))
     v = r.random(n).astype(dtype)
     xp = numpy_backend.xp
-    ref = GenericOps(xp).adam_update(p, g, m, v, lr, beta1, beta2, 1e-8, step, wd, decoupled)
-    got = _compiled_ops(xp).adam_update(p.copy(), g, m.copy(), v.copy(), lr, beta1, beta2, 1e-8,
-                                         step, wd, decoupled)
+    k = AdamConstants.of(lr, beta1, beta2, 1e-8, step, wd, decoupled)
+    ref = GenericOps(xp).adam_update(p, g, m, v, k)
+    got = _compiled_ops(xp).adam_update(p.copy(), g, m.copy(), v.copy(), k)
     for a, b in zip(got, ref, strict=True):
         np.testing.assert_array_equal(a, b)
 

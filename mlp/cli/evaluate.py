@@ -15,7 +15,7 @@ from .settings import UsageError
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .. import checkpoint, data
-    from ..train import PIXEL_SCALE, DeviceData
+    from ..inputs import PIXEL_SCALE, DeviceData
 
     ckpt = checkpoint.load(args.checkpoint, parameters_only=True)
     name = args.dataset or ckpt.meta.get("dataset", "mnist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .._xp import Array
@@ -66,15 +66,24 @@ class Sequential(Layer):
                 i += 1
         return x
 
-    def backward(self, grad: Array) -> Array | None:
+    def backward(self, grad: Array,
+                 after: Callable[[int], None] | None = None) -> Array | None:
+        """Back-propagate ``grad`` through the layers in reverse; ``after(i)`` is called as
+        soon as layer ``i``'s gradients are complete (e.g. to start summing them across
+        processes while the layers before it run)."""
         layers, i = self.layers, len(self.layers) - 1
         while i >= 0 and grad is not None:
             if i > 0 and self._fused(i - 1):
                 grad = layers[i - 1].backward_relu(grad, layers[i])
+                done = (i, i - 1)
                 i -= 2
             else:
                 grad = layers[i].backward(grad)
+                done = (i,)
                 i -= 1
+            if after is not None:
+                for j in done:
+                    after(j)
         return grad
 
     def _fused(self, i: int) -> bool:
