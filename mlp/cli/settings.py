@@ -17,15 +17,10 @@ import backends
 
 from .. import losses, optimizers, schedules
 from ..data import DATASETS
-from ..errors import CheckpointError, MLPError
+from ..errors import CheckpointError, UsageError
 from ..layers.activations import ACTIVATIONS
 from ..layers.linear import INITS
 from ..model import OUTPUTS
-
-
-class UsageError(MLPError):
-    """A bad option value: reported as a usage error (one line, exit status 2)."""
-
 
 # Training settings; a preset replaces the defaults, options given on the command line win.
 DEFAULTS: dict[str, Any] = {
