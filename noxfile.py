@@ -78,8 +78,11 @@ def jax(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
+    """ruff, and the import contracts of pyproject.toml (imports only downward, no circles):
+    import-linter reads the packages' sources from the checkout, so nothing is installed."""
+    session.install("ruff>=0.5", "import-linter>=2.17")
     session.run("ruff", "check", ".")
+    session.run("lint-imports", env={"PYTHONPATH": str(Path(__file__).resolve().parent)})
 
 
 @nox.session(python="3.11")
