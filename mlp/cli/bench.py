@@ -29,7 +29,7 @@ def suite_command(argv: list[str]) -> list[str]:
     if importlib.util.find_spec(SUITE) is None:
         raise MLPError(f"mlp bench needs the benchmark suite and its extra (no module named "
                        f'{SUITE!r}): pip install ".[bench]"')
-    return [sys.executable, "-c", _ENTRY, json.dumps(sys.path), *argv]
+    return [sys.executable, "-c", _ENTRY, json.dumps([str(p) for p in sys.path]), *argv]
 
 
 def cmd_bench(argv: list[str]) -> int:
@@ -38,7 +38,7 @@ def cmd_bench(argv: list[str]) -> int:
     with subprocess.Popen(suite_command(argv)) as child:
         try:
             status = child.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached the suite too; mlp's SIGTERM did not
+        except KeyboardInterrupt:  # Ctrl-C reached the suite too, a SIGTERM only mlp
             child.terminate()
             child.wait()
             raise
