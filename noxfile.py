@@ -78,8 +78,14 @@ def jax(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
+    """ruff; the import contracts of pyproject.toml (imports only downward, no circles); and the
+    test that names the modules of any circle. Both read the sources of the checkout (nothing
+    of the project is installed), the test without the suite's conftest."""
+    session.install("ruff>=0.5", "import-linter>=2.17", "pytest>=8.2")
     session.run("ruff", "check", ".")
+    session.env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
+    session.run("lint-imports")
+    run_pytest(session, "--noconftest", "-p", "no:cacheprovider", "tests/test_imports.py")
 
 
 @nox.session(python="3.11")

@@ -12,12 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .rows import BELOW_MARK, BUSY_MARK, ROUNDS_DISAGREE, EpochRow, StepRow
 from .workloads import QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE
-
-if TYPE_CHECKING:
-    from .report import EpochRow, StepRow
 
 PLOT_DIR = "plots"
 BACKEND_COLORS = {"numpy": "#4c72b0", "torch": "#dd8452", "array_api_strict": "#8c8c8c",
@@ -26,11 +24,6 @@ BACKEND_COLORS = {"numpy": "#4c72b0", "torch": "#dd8452", "array_api_strict": "#
 SERIES = (("ours", "#4c72b0"), ("GEMM floor", "#8c8c8c"), ("PyTorch", "#dd8452"))
 #: Bar height of one series in a group of three.
 BAR = 0.27
-#: A time whose rounds disagree by more than this factor was measured on a busy machine.
-ROUNDS_DISAGREE = 1.5
-#: The marks of implausible figures, the same in the report's tables and in the plots: a time
-#: measured on a busy machine, a time below its floor.
-BUSY_MARK, BELOW_MARK = "†", "‡"
 MARK_LEGEND = {BUSY_MARK: f"{BUSY_MARK} rounds disagree by > {ROUNDS_DISAGREE}×: busy machine",
                BELOW_MARK: f"{BELOW_MARK} below its floor: not a lower bound"}
 

@@ -1,4 +1,5 @@
-"""Turn pytest-benchmark's JSON into ``REPORT.md`` and its plots (:mod:`benchmarks.plots`).
+"""Turn pytest-benchmark's JSON into ``REPORT.md`` and its plots (:mod:`benchmarks.plots`), both
+made from the same rows (:mod:`benchmarks.rows`).
 
 ``mlp bench --report-only --json results.json --out DIR`` rebuilds it from a JSON. The report
 puts each step beside its floor and beside PyTorch doing the same step, as ratios; its last
@@ -17,8 +18,19 @@ from .contest import BY_NAME, CONTESTANTS
 from .measured import BELOW_FLOOR, EPOCH_WORKLOAD, WHAT_IS_MEASURED
 from .peers import JAX_INSTALL
 from .phases import PHASES, STEP
-from .plots import BELOW_MARK, BUSY_MARK, ROUNDS_DISAGREE, make_plots
+from .plots import make_plots
 from .results import load
+from .rows import (
+    BELOW_MARK,
+    BUSY_MARK,
+    NAN,
+    ROUNDS_DISAGREE,
+    EpochRow,
+    StepRow,
+    round_spread,
+)
+from .rows import marks as _marks
+from .rows import ratio as _ratio
 from .workloads import (
     BACKEND_IDS,
     DROPOUT,
@@ -28,7 +40,6 @@ from .workloads import (
     QUICK_SIZE,
     SIZES,
     TORCH_CPU_INSTALL,
-    gflops,
 )
 
 #: The epoch targets, judged on the contest's fastest rounds: epoch within TARGET_FLOOR (at
@@ -45,123 +56,8 @@ BUSY_NOTE = (f"{BUSY_MARK} rounds disagree by more than {ROUNDS_DISAGREE}×: the
              "while this was measured, so the figure is not to be quoted; rerun on a quiet machine")
 STEP_KINDS = ("forward", "backward", "step", "floor", "step-dropout", "step-graph")
 
-NAN = math.nan
 #: Benchmarks whose pytest-benchmark time is not a figure of the report (they store theirs).
 _NOT_TIMES = ("epoch-contest", "phases", "jax-steps")
-
-
-@dataclass
-class StepRow:
-    """One configuration's per-step medians (seconds) and the matching PyTorch peer."""
-
-    backend: str
-    device: str
-    size: str
-    batch: int
-    dtype: str
-    flops: int
-    times: dict[str, float] = field(default_factory=dict)
-    peer: float = NAN
-    #: How far each time's rounds disagree (:func:`round_spread`), kind -> factor; ``"peer"``
-    #: for the PyTorch peer.
-    spread: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend} {self.size} b{self.batch} {self.dtype.replace('float', 'f')}"
-
-    def time(self, kind: str) -> float:
-        return self.times.get(kind, NAN)
-
-    @property
-    def x_floor(self) -> float:
-        """Step time over GEMM-floor time (1 is the floor; lower is better)."""
-        return _ratio(self.time("step"), self.time("floor"))
-
-    @property
-    def x_torch(self) -> float:
-        """PyTorch peer time over step time (above 1: we are faster)."""
-        return _ratio(self.peer, self.time("step"))
-
-    @property
-    def gflops(self) -> float:
-        """Achieved GFLOP/s of the step's matrix products."""
-        return gflops(self.flops, self.time("step"))
-
-    def busy(self, *kinds: str) -> bool:
-        """Whether the rounds of any of these times disagree by more than ROUNDS_DISAGREE."""
-        return any(self.spread.get(kind, NAN) > ROUNDS_DISAGREE for kind in kinds)
-
-    def mark(self, attr: str) -> str:
-        """The marks of ratio ``attr`` (``x_floor``, ``x_torch``): `` †`` when a time in it was
-        measured on a busy machine, `` ‡`` when the step came out below its floor."""
-        kinds = {"x_floor": ("step", "floor"), "x_torch": ("step", "peer")}[attr]
-        return _marks(self.busy(*kinds), attr == "x_floor" and getattr(self, attr) < 1)
-
-
-@dataclass
-class EpochRow:
-    """One backend's epoch, its GEMM floor and the PyTorch peer's epoch (seconds)."""
-
-    backend: str
-    device: str
-    flops: int
-    epoch: float = NAN
-    floor: float = NAN
-    peer: float = NAN
-    #: Fastest rounds (seconds), kind -> time: a check on the medians when the machine is noisy.
-    best: dict[str, float] = field(default_factory=dict)
-    #: How far each time's rounds disagree (:func:`round_spread`): epoch, floor, peer.
-    spread: dict[str, float] = field(default_factory=dict)
-
-    def busy(self, *kinds: str) -> bool:
-        return any(self.spread.get(kind, NAN) > ROUNDS_DISAGREE for kind in kinds)
-
-    def mark(self, attr: str) -> str:
-        """The marks of ratio ``attr`` (``x_floor``, ``x_torch`` or their ``_best``)."""
-        kinds = ("epoch", "floor") if attr.startswith("x_floor") else ("epoch", "peer")
-        return _marks(self.busy(*kinds), attr.startswith("x_floor") and getattr(self, attr) < 1)
-
-    @property
-    def x_floor(self) -> float:
-        return _ratio(self.epoch, self.floor)
-
-    @property
-    def x_floor_best(self) -> float:
-        return _ratio(self.best.get("epoch", NAN), self.best.get("floor", NAN))
-
-    @property
-    def x_torch_best(self) -> float:
-        return _ratio(self.best.get("peer", NAN), self.best.get("epoch", NAN))
-
-    @property
-    def x_torch(self) -> float:
-        return _ratio(self.peer, self.epoch)
-
-    @property
-    def gflops(self) -> float:
-        return gflops(self.flops, self.epoch)
-
-
-def _marks(busy: bool, below: bool) -> str:
-    return (f" {BUSY_MARK}" if busy else "") + (f" {BELOW_MARK}" if below else "")
-
-
-def round_spread(stats: dict[str, Any]) -> float:
-    """How far a benchmark's rounds disagree, as a factor: the slower quartile over the faster
-    (``q3 / q1``) for more than 5 rounds, the slowest round over the fastest for fewer; NaN
-    when the statistics are not there."""
-    if int(stats.get("rounds", 0)) > 5 and "q1" in stats and "q3" in stats:
-        return _ratio(float(stats["q3"]), float(stats["q1"]))
-    if "min" in stats and "max" in stats:
-        return _ratio(float(stats["max"]), float(stats["min"]))
-    return NAN
-
-
-def _ratio(a: float, b: float) -> float:
-    if math.isnan(a) or math.isnan(b) or b <= 0:
-        return NAN
-    return a / b
 
 
 def _order(backend: str) -> int:
@@ -173,8 +69,6 @@ def _size_order(size: str) -> int:
 
 
 # --- reading -------------------------------------------------------------------------------
-
-
 
 
 def summarize(data: dict[str, Any]) -> tuple[list[StepRow], list[EpochRow]]:

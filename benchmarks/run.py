@@ -1,5 +1,5 @@
-"""Run the benchmark suite and build its report: ``mlp bench [options]``,
-``python -m benchmarks [options]``; :func:`main` is the whole command.
+"""Run the benchmark suite and build its report: :func:`main` is the runner, :func:`command` the
+command line ``mlp bench [options]`` (``python -m benchmarks [options]``).
 
 pytest runs :mod:`benchmarks.test_bench` in a subprocess with pytest-benchmark, writing its JSON;
 :mod:`benchmarks.report` then turns the JSON into ``REPORT.md`` and ``plots/*.png``. Everything
@@ -131,8 +131,18 @@ def _results_folder(out_dir: Path) -> None:
         (out_dir / ".gitignore").write_text("# written by mlp bench\n*\n", encoding="utf-8")
 
 
+def command(argv: list[str]) -> int:
+    """The command line ``mlp bench ARGS`` (``python -m benchmarks ARGS``): :func:`main`, where
+    ``--report-only`` also means ``--overwrite``: the report is rebuilt from the results in
+    ``--out``, so replacing it is what was asked for."""
+    args, _ = build_parser().parse_known_args(argv)  # a bad option is main's to report
+    if args.report_only and not args.overwrite:
+        argv = [*argv, "--overwrite"]
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``mlp bench``: run the suite, build the report. The exit status is pytest's (0 when all
+    """The runner: run the suite, build the report. The exit status is pytest's (0 when all
     passed), 2 for a bad option or a report that ``--overwrite`` would be needed to replace."""
     args = build_parser().parse_args(argv)
     out_dir = Path(args.out)

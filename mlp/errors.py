@@ -7,6 +7,10 @@ class MLPError(Exception):
     """Base of the project's own errors: the message says what is wrong and what to do."""
 
 
+class UsageError(MLPError):
+    """A bad option value: reported as a usage error (one line, exit status 2)."""
+
+
 class DataError(MLPError):
     """A data file is missing, corrupt, of the wrong kind, or failed verification."""
 

@@ -12,10 +12,20 @@ the layers' gradient arrays.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from ._xp import Array
-from .layers.base import Layer
+
+
+class Layer(Protocol):
+    """What the store needs of a layer (:class:`mlp.layers.Layer` has it): the shapes of its
+    parameters, and its ``params`` and ``grads`` (name -> array), which the store points into
+    its buffers."""
+
+    params: dict[str, Array]
+    grads: dict[str, Array]
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]: ...
 
 
 class ParameterStore:

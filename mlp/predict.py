@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import backends
 
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
 from .images import SIZE, ImageError, read_digit, shown
 
 
@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         UsageError: the backend or device cannot be used.
     """
     from . import checkpoint
-    from .cli.settings import UsageError
 
     ckpt = checkpoint.load(args.checkpoint, parameters_only=True)
     inputs = ckpt.config["sizes"][0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +349,63 @@ def test_runner_refuses_to_replace_a_report(tmp_path: Path, capsys: pytest.Captu
                    "replace it, or choose another --out\n")
     assert (tmp_path / "REPORT.md").read_text(encoding="utf-8") == "mine"
     assert run.existing_results(tmp_path / "new", tmp_path / "new" / "results.json", False) == []
+
+
+def test_bench_report_only_rebuilds_without_overwrite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report is made from the results in --out: rebuilding it replaces only what it made."""
+    seen: list[list[str]] = []
+    monkeypatch.setattr(run, "main", lambda argv: seen.append(argv) or 0)
+    assert run.command(["--report-only", "--out", "somewhere"]) == 0
+    assert run.command(["--quick", "--out", "somewhere"]) == 0
+    assert run.command(["--report", "--out", "somewhere"]) == 0  # an option's prefix, as argparse
+    assert "--overwrite" in seen[0] and "--overwrite" not in seen[1] and "--overwrite" in seen[2]
+
+
+def _mlp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_mlp_bench_runs_the_suites_command_in_its_own_process(tmp_path: Path) -> None:
+    """``mlp bench`` imports nothing of the suite: it runs ``python -m benchmarks`` with every
+    argument, and the child's exit status is its own."""
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(_synthetic()), encoding="utf-8")
+    out = tmp_path / "out"
+    for _ in range(2):  # --report-only replaces the report it made
+        done = _mlp("-m", "mlp", "bench", "--report-only", "--json", str(source), "--out",
+                    str(out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"report: {out / 'REPORT.md'}" in done.stdout
+    probe = ("import sys; from mlp.cli import main; rc = main(sys.argv[1:]); "
+             "assert 'benchmarks' not in sys.modules, 'mlp imported the suite'; "
+             "raise SystemExit(rc)")
+    failed = _mlp("-c", probe, "bench", "--report-only", "--out", str(tmp_path / "none"),
+                  cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.splitlines() == [
+        f"no benchmark results at {tmp_path / 'none' / 'results.json'}: nothing to report"]
+
+
+def test_mlp_bench_without_the_suite_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from mlp.cli import bench, main
+
+    monkeypatch.setattr(bench, "SUITE", "no_such_benchmark_suite")
+    assert main(["bench", "--quick"]) == 1
+    assert capsys.readouterr().err == (
+        "mlp: error: mlp bench needs the benchmark suite and its extra (no module named "
+        "'no_such_benchmark_suite'): pip install \".[bench]\"\n")
+
+
+def test_the_suites_command_without_its_extra_is_one_line(tmp_path: Path) -> None:
+    broken = ("import runpy, sys; sys.modules['benchmarks.run'] = None; "
+              "runpy.run_module('benchmarks', run_name='__main__', alter_sys=True)")
+    done = _mlp("-c", broken, "--quick", cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("mlp bench: error: the benchmark suite needs its extra (")
+    assert line.endswith('): pip install ".[bench]"')
 
 
 def test_the_cli_contestant_trains_on_the_contest_data(tmp_path: Path) -> None:

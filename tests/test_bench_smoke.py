@@ -82,6 +82,37 @@ def test_bench_leaves_the_committed_report_alone(tmp_path: Path) -> None:
     assert sorted((SUITE / "plots").glob("*.png")) == plots
 
 
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists processes by /proc")
+def test_sigterm_stops_mlp_bench_and_the_suite_it_runs(tmp_path: Path) -> None:
+    """SIGTERM reaches only ``mlp``: it stops the suite's process, which stops its pytest; the
+    one line and the status are mlp's."""
+    import signal
+    import time
+
+    out = tmp_path / "long"
+    cmd = [sys.executable, "-m", "mlp", "bench", *TINY[:4], "--min-rounds", "100000",
+           "--max-time", "300", "--out", str(out)]
+    with subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as bench:
+        assert bench.stdout is not None and bench.stdout.readline().startswith("running:")
+        time.sleep(2)  # the suite's pytest is under way
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 143
+    assert err.splitlines() == ["mlp: terminated (SIGTERM)"]
+    time.sleep(1)
+    left = [c for c in Path("/proc").glob("[0-9]*/cmdline") if str(out).encode() in _read(c)]
+    assert left == [], "the suite's pytest outlived mlp bench"
+
+
+def _read(path: Path) -> bytes:
+    """A file's bytes; nothing for a process that has gone meanwhile."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_contestant_runs_in_its_own_process(tmp_path: Path) -> None:
     """The contest's child protocol: one JSON line with the seconds of one timed epoch."""
     import json

@@ -302,18 +302,6 @@ def test_the_header_of_a_distributed_run_names_its_ranks() -> None:
     assert "rank" not in " ".join(header_lines(model, settings, 30, threads=2))
 
 
-def test_bench_report_only_rebuilds_without_overwrite(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The report is made from the results in --out: rebuilding it replaces only what it made."""
-    pytest.importorskip("benchmarks.run")
-    import benchmarks.run
-
-    seen: list[list[str]] = []
-    monkeypatch.setattr(benchmarks.run, "main", lambda argv: seen.append(argv) or 0)
-    assert main(["bench", "--report-only", "--out", "somewhere"]) == 0
-    assert main(["bench", "--quick", "--out", "somewhere"]) == 0
-    assert "--overwrite" in seen[0] and "--overwrite" not in seen[1]
-
-
 # --------------------------------------------------------------------------- install lines
 
 

@@ -18,16 +18,11 @@ import backends
 
 from .. import losses, optimizers, schedules
 from ..data import DATASETS
-from ..errors import CheckpointError, MLPError
+from ..errors import CheckpointError, UsageError
 from ..layers.activations import ACTIVATIONS
 from ..layers.linear import INITS
 from ..model import OUTPUTS
 from ..schema import Setting, is_number, parse_hidden, with_choices
-
-
-class UsageError(MLPError):
-    """A bad option value: reported as a usage error (one line, exit status 2)."""
-
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
