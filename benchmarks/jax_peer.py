@@ -136,6 +136,7 @@ def measure(size: str = "784-512-512-10", batch: int = 128, dtype: str = "float3
     :class:`JaxPeer`, from the same initial weights on the same batch; with the ratios
     ``jit_x_peer`` and ``eager_x_peer``."""
     from mlp import MLP, Adam
+    from mlp.steps import choose
 
     sizes = SIZES[size]
     rng = numpy.random.default_rng(0)
@@ -143,7 +144,8 @@ def measure(size: str = "784-512-512-10", batch: int = 128, dtype: str = "float3
     y_host = rng.integers(0, sizes[-1], batch)
     steppers = {}
     for name, jit in (("eager", False), ("jit", True)):
-        model = MLP(sizes, backend="jax", dtype=dtype, optimizer=Adam(BENCH_LR), jit=jit)
+        model = MLP(sizes, backend="jax", dtype=dtype, optimizer=Adam(BENCH_LR))
+        choose(model, jit=jit)
         x, y = model.backend.asarray(x_host, dtype), model.backend.asarray(y_host)
         steppers[name] = (lambda m=model, x=x, y=y: m.train_step(x, y),
                           model.backend.synchronize)

@@ -23,6 +23,7 @@ import pytest
 import backends
 from backends import BackendError
 from mlp import MLP, Adam
+from mlp.steps import choose
 from mlp.train import DeviceData, Trainer
 
 from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, WARMUP_SEED, Contest
@@ -129,8 +130,10 @@ def _model(spec: BackendSpec, sizes: tuple[int, ...], dtype: str, lr: float,
     if cuda_graph and backend.capture_unsupported:
         pytest.skip(f"backend {spec.id}: {backend.capture_unsupported}")
     try:
-        return MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0,
-                   dropout=dropout, cuda_graph=cuda_graph)
+        model = MLP(list(sizes), backend=backend, dtype=dtype, optimizer=Adam(lr), seed=0,
+                    dropout=dropout)
+        choose(model, cuda_graph=cuda_graph)  # compiled where the backend compiles (JAX)
+        return model
     except BackendError as exc:
         pytest.skip(f"backend {spec.id} cannot run {dtype}: {exc}")
 

@@ -396,14 +396,14 @@ def _check_arrays(header: dict[str, Any], arrays: dict[str, Any],
 
 
 def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: Any = "numpy",
-            device: Any = None, *, fast: bool = True, jit: bool | None = None,
-            host_masks: bool = False, cuda_graph: bool = False,
+            device: Any = None, *, fast: bool = True, host_masks: bool = False,
             parameters_only: bool = False) -> MLP:
     """Rebuild the saved model on ``backend``/``device``: parameters, optimizer buffers and
     update count, and the model's random state (dropout masks) exactly, so training goes on as
-    if uninterrupted, on any backend. ``fast``, ``jit``, ``host_masks`` and ``cuda_graph`` are as
-    for :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
-    moved between a GPU and another backend the same).
+    if uninterrupted, on any backend. ``fast`` and ``host_masks`` are as for
+    :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
+    moved between a GPU and another backend the same); the step it runs is the caller's choice
+    (:func:`mlp.steps.choose`).
 
     ``parameters_only=True`` (or a checkpoint loaded so) restores the parameters and random
     state but leaves the optimizer as built, with no updates taken: a model to predict and
@@ -429,8 +429,8 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
                 _check_finite(name, arr)
     except Invalid as exc:
         raise CheckpointError(cap(f"invalid checkpoint {where}: {exc}")) from None
-    kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast, "jit": jit,
-                              "host_masks": host_masks, "cuda_graph": cuda_graph}
+    kwargs: dict[str, Any] = {"seed": 0, **ckpt.config, "fast": fast,
+                              "host_masks": host_masks}
     try:
         kwargs["loss"] = loss_from_config(ckpt.loss_config)
         kwargs["optimizer"] = optimizer_from_config(ckpt.optimizer_config)

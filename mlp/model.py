@@ -10,9 +10,7 @@ from typing import Any, TypeVar
 import backends
 
 from ._xp import Array, array_namespace
-from .graph import GraphStep
 from .inputs import input_scale
-from .jit import compiled_step
 from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
 from .optimizers import Adam, Optimizer
@@ -130,13 +128,6 @@ class MLP:
             drops the same units on every backend (at the cost of copying an ``(N, D)`` mask
             to the device per layer and step). By default a GPU backend draws them on the
             device, reproducibly from the seed but with other masks than the host's.
-        jit: run :meth:`train_step` as one compiled function on backends that compile (JAX),
-            with the same numbers (:mod:`mlp.jit`). ``None``: wherever the backend compiles
-            and the loss and optimizer are built-in; ``True``: a ``ValueError`` where it
-            cannot; ``False``: the eager step.
-        cuda_graph: run :meth:`train_step` as a captured CUDA graph replayed per batch, with
-            the same numbers (:mod:`mlp.graph`; PyTorch on CUDA, no dropout); a
-            ``ValueError`` where it cannot.
 
     Every method that touches the model's arrays runs inside ``backend.activate()``, so a
     model on a second GPU stays there whatever device is current in the caller's thread.
@@ -167,8 +158,6 @@ class MLP:
         seed: int | None = 0,
         fast: bool = True,
         host_masks: bool = False,
-        jit: bool | None = None,
-        cuda_graph: bool = False,
     ) -> None:
         backend = backends.get(backend, device)
         if not fast:
@@ -201,8 +190,9 @@ class MLP:
             self.optimizer.bind(self.store)
             self.last_output: Array | None = None
             self._input_buffer: Array | None = None
-            self.compiled = compiled_step(self, jit)
-            self.graph = GraphStep(self, self._eager_step) if cuda_graph else None
+            #: The step :meth:`train_step` runs, installed by the caller (``mlp.steps.choose``):
+            #: compiled, captured or eager; ``None`` until one is, which runs the eager step.
+            self.step: Callable[[Array, Array], Array] | None = None
 
     @property
     def ops(self) -> backends.GenericOps:
@@ -247,15 +237,16 @@ class MLP:
         values are not, since that is a pass over every batch and, on a GPU, a read-back per
         step. A NaN input need not make the loss NaN (ReLU maps it to 0 while the weights turn
         NaN) and a label outside ``[0, classes)`` adds nothing to the loss: check the data once
-        beforehand, as :meth:`fit` and :meth:`evaluate` do once per call."""
-        x = self._check_input(x, finite=False)
-        if self.compiled is not None:
-            return self.compiled(x, y)
-        if self.graph is not None:
-            return self.graph(x, y)
-        return self._eager_step(x, y)
+        beforehand, as :meth:`fit` and :meth:`evaluate` do once per call.
 
-    def _eager_step(self, x: Array, y: Array) -> Array:
+        It runs ``self.step``, the step the caller installed (:func:`mlp.steps.choose`:
+        compiled on JAX, a CUDA graph), or else :meth:`eager_step`; all give the same numbers."""
+        x = self._check_input(x, finite=False)
+        return (self.step or self.eager_step)(x, y)
+
+    def eager_step(self, x: Array, y: Array) -> Array:
+        """The step as written: :meth:`gradients`, then one optimizer update; the batch loss
+        (0-d, before the update), the outputs kept in ``last_output``. Inputs are not checked."""
         loss, self.last_output = self.gradients(x, y)
         self.optimizer.step()
         return loss

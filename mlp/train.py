@@ -23,6 +23,7 @@ from ._xp import Array
 from .distributed import Distributed
 from .errors import StopRequested, TrainingError
 from .inputs import PIXEL_SCALE, DeviceData
+from .steps import choose
 
 if TYPE_CHECKING:
     from .model import MLP
@@ -98,6 +99,8 @@ class Trainer:
                                  f"{distributed.size} ranks: give every rank a sample")
             seed = distributed.agree_seed(seed)
         self.seed = seed
+        if distributed is None and model.step is None:
+            choose(model)  # compiled where the backend compiles (JAX), else eager
         self.model, self.train, self.test = model, train, test
         self.batch_size, self.epochs = int(batch_size), int(epochs)
         self.shuffle_rng = model.backend.rng(seed)

@@ -1,4 +1,4 @@
-"""The captured training step (:mod:`mlp.graph`): the same numbers as the eager step.
+"""The captured training step (:mod:`mlp.steps.captured`): the same numbers as the eager step.
 
 On a CPU the capture is emulated: ``capture(fn)`` runs ``fn`` once (the step then undoes it,
 as it must where a capture runs the work) and every replay runs it again, writing its results
@@ -19,6 +19,7 @@ from optimizer_support import SoftSign
 import backends
 from mlp import MLP, SGD, Adam, AdamW, Optimizer
 from mlp.schedules import Cosine
+from mlp.steps import choose
 
 SIZES = [12, 16, 16, 4]
 
@@ -81,7 +82,8 @@ def test_a_replayed_step_gives_the_eager_numbers(name, optimizer, dtype, get_bac
     backend = _capturing(base, calls)
     kwargs = dict(sizes=SIZES, dtype=dtype, seed=1, fast=False)
     eager = MLP(**kwargs, backend=base, optimizer=OPTIMIZERS[optimizer]())
-    graph = MLP(**kwargs, backend=backend, optimizer=OPTIMIZERS[optimizer](), cuda_graph=True)
+    graph = MLP(**kwargs, backend=backend, optimizer=OPTIMIZERS[optimizer]())
+    choose(graph, cuda_graph=True)
     to_numpy = base.to_numpy
     for i, (x, y) in enumerate(_batches(base, dtype)):
         want = float(to_numpy(eager.train_step(x, y)))
@@ -94,13 +96,14 @@ def test_a_replayed_step_gives_the_eager_numbers(name, optimizer, dtype, get_bac
         np.testing.assert_array_equal(to_numpy(graph.optimizer.state()[k]), to_numpy(v))
     assert graph.optimizer.steps == eager.optimizer.steps == 8
     assert len(calls) == 2  # batches of 8 and of 5; the first step ran eagerly
-    assert (graph.graph.captures, graph.graph.replays) == (2, 7)
+    assert (graph.step.captures, graph.step.replays) == (2, 7)
 
 
 def test_replacing_the_parameters_captures_again(get_backend):
     base = get_backend("numpy")
     calls: list[int] = []
-    graph = MLP(SIZES, backend=_capturing(base, calls), fast=False, cuda_graph=True)
+    graph = MLP(SIZES, backend=_capturing(base, calls), fast=False)
+    choose(graph, cuda_graph=True)
     eager = MLP(SIZES, backend=base, fast=False)
     batches = _batches(base, "float32")
     for x, y in batches[:3]:
@@ -114,7 +117,7 @@ def test_replacing_the_parameters_captures_again(get_backend):
         eager.train_step(x, y)
     np.testing.assert_array_equal(graph.store.flat, eager.store.flat)
     assert len(calls) == 2
-    assert (graph.graph.captures, graph.graph.replays) == (2, 5)
+    assert (graph.step.captures, graph.step.replays) == (2, 5)
 
 
 @pytest.mark.parametrize(
@@ -127,12 +130,12 @@ def test_replacing_the_parameters_captures_again(get_backend):
 def test_what_cannot_be_captured_is_refused(kwargs, reason, get_backend):
     backend = _capturing(get_backend("numpy"), [])
     with pytest.raises(ValueError, match=reason):
-        MLP(SIZES, backend=backend, cuda_graph=True, **kwargs)
+        choose(MLP(SIZES, backend=backend, **kwargs), cuda_graph=True)
 
 
 def test_backends_without_graphs_say_so(get_backend):
     with pytest.raises(ValueError, match="has no CUDA graphs; use --backend torch --device cuda"):
-        MLP(SIZES, backend=get_backend("numpy"), cuda_graph=True)
+        choose(MLP(SIZES, backend=get_backend("numpy")), cuda_graph=True)
 
 
 @pytest.mark.gpu
@@ -143,7 +146,8 @@ def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(optimizer, dtype, get_b
     base = get_backend("torch", "cuda")
     kwargs = dict(sizes=[784, 256, 256, 10], dtype=dtype, seed=1, backend=base)
     eager = MLP(**kwargs, optimizer=OPTIMIZERS[optimizer]())
-    graph = MLP(**kwargs, optimizer=OPTIMIZERS[optimizer](), cuda_graph=True)
+    graph = MLP(**kwargs, optimizer=OPTIMIZERS[optimizer]())
+    choose(graph, cuda_graph=True)
     rng = np.random.default_rng(0)
     for i, n in enumerate((128, 128, 128, 96, 128, 96, 128)):
         x = base.asarray(rng.random((n, 784)), dtype)
@@ -155,10 +159,10 @@ def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(optimizer, dtype, get_b
                                       base.to_numpy(eager.store.flat),
                                       err_msg=f"parameters after step {i}")
     # The first step ran eagerly; batches of 128 and of 96 captured one graph each.
-    assert (graph.graph.captures, graph.graph.replays) == (2, 6)
+    assert (graph.step.captures, graph.step.replays) == (2, 6)
 
 
 @pytest.mark.gpu
 def test_cupy_refuses_graphs_saying_why(get_backend):
     with pytest.raises(ValueError, match="CuPy does not allow cuBLAS calls"):
-        MLP(SIZES, backend=get_backend("cupy"), cuda_graph=True)
+        choose(MLP(SIZES, backend=get_backend("cupy")), cuda_graph=True)

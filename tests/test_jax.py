@@ -22,6 +22,7 @@ import backends
 from backends import BackendError
 from mlp import MLP, SGD, Adam, AdamW, Cosine, Optimizer, SoftmaxCrossEntropy
 from mlp.checkpoint import restore, save
+from mlp.steps import CompiledStep, choose
 
 jax = pytest.importorskip("jax", reason="backend 'jax' needs the 'jax' package",
                           exc_type=ImportError)
@@ -80,10 +81,11 @@ from mlp import MLP
 b = backends.get("jax")
 assert b.dtypes == ("float32",), b.dtypes
 model = MLP([6, 8, 3], backend="jax", dropout=0.2)
-assert model.compiled is not None
 r = np.random.default_rng(0)
 model.fit(r.integers(0, 256, (64, 6), dtype=np.uint8), r.integers(0, 3, 64), epochs=2,
           batch_size=16, validation=(r.normal(size=(10, 6)), r.integers(0, 3, 10)))
+from mlp.steps import CompiledStep
+assert isinstance(model.step, CompiledStep)
 try:
     b.dtype("float64")
 except backends.BackendError as exc:
@@ -115,9 +117,8 @@ def _batches(b, dtype, steps=20, n=24, seed=0):
 
 
 def _run(b, jit, optimizer, dropout, dtype, batches):
-    model = MLP(SIZES, backend=b, dtype=dtype, seed=3, dropout=dropout, optimizer=optimizer,
-                jit=jit)
-    assert (model.compiled is not None) == jit
+    model = MLP(SIZES, backend=b, dtype=dtype, seed=3, dropout=dropout, optimizer=optimizer)
+    assert isinstance(choose(model, jit=jit), CompiledStep) == jit
     to_numpy = b.to_numpy
     losses, outputs = [], []
     for x, y in batches:
@@ -170,17 +171,26 @@ def test_one_trace_serves_every_step_of_a_shape(jx, monkeypatch):
     monkeypatch.setattr(SoftmaxCrossEntropy, "forward", counting)
     model = MLP(SIZES, backend=jx, dtype="float32", dropout=0.3,
                 optimizer=AdamW(1e-2, schedule=Cosine(30)))
+    choose(model, jit=True)
     for x, y in _batches(jx, "float32", steps=10) + _batches(jx, "float32", steps=3, n=5):
         model.train_step(x, y)
     assert traces == [(24, 4), (5, 4)]
 
 
 def test_jit_is_the_default_on_jax_only_where_it_applies(jx, numpy_backend):
-    assert MLP(SIZES, backend=jx).compiled is not None
-    assert MLP(SIZES, backend=jx, jit=False).compiled is None
-    assert MLP(SIZES, backend=numpy_backend).compiled is None
+    assert isinstance(choose(MLP(SIZES, backend=jx)), CompiledStep)
+    model = MLP(SIZES, backend=jx)
+    assert choose(model, jit=False) == model.eager_step
+    model = MLP(SIZES, backend=numpy_backend)
+    assert choose(model) == model.eager_step
     with pytest.raises(ValueError, match="backend 'numpy' does not compile"):
-        MLP(SIZES, backend=numpy_backend, jit=True)
+        choose(MLP(SIZES, backend=numpy_backend), jit=True)
+    # A model runs the eager step until a step is chosen; fit chooses the default one.
+    model = MLP(SIZES, backend=jx)
+    assert model.step is None
+    r = np.random.default_rng(0)
+    model.fit(r.normal(size=(8, SIZES[0])), r.integers(0, SIZES[-1], 8), batch_size=4)
+    assert isinstance(model.step, CompiledStep)
 
     class OwnStep(SGD):  # written the old way: its own step(), no update rule to compile
         update = Optimizer.update
@@ -188,10 +198,11 @@ def test_jit_is_the_default_on_jax_only_where_it_applies(jx, numpy_backend):
         def step(self) -> None:
             self.steps += 1
 
-    assert MLP(SIZES, backend=jx, optimizer=OwnStep()).compiled is None
+    model = MLP(SIZES, backend=jx, optimizer=OwnStep())
+    assert choose(model) == model.eager_step
     with pytest.raises(ValueError, match="needs an optimizer with an update rule .*OwnStep"):
-        MLP(SIZES, backend=jx, optimizer=OwnStep(), jit=True)
-    assert MLP(SIZES, backend=jx, optimizer=SoftSign(1e-2)).compiled is not None
+        choose(MLP(SIZES, backend=jx, optimizer=OwnStep()), jit=True)
+    assert isinstance(choose(MLP(SIZES, backend=jx, optimizer=SoftSign(1e-2))), CompiledStep)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -201,10 +212,12 @@ def test_a_users_optimizer_trains_the_same_eager_and_compiled(jx, dtype):
     def make(jit: bool):
         opt = SoftSign(1e-2)
         opt.schedule = Cosine(20)
-        return MLP(SIZES, backend=jx, dtype=dtype, seed=3, optimizer=opt, jit=jit)
+        model = MLP(SIZES, backend=jx, dtype=dtype, seed=3, optimizer=opt)
+        choose(model, jit=jit)
+        return model
 
     eager, compiled = make(False), make(True)
-    assert eager.compiled is None and compiled.compiled is not None
+    assert isinstance(compiled.step, CompiledStep) and not isinstance(eager.step, CompiledStep)
     losses = {id(eager): [], id(compiled): []}
     for x, y in _batches(jx, dtype):
         for model in (eager, compiled):
@@ -224,6 +237,7 @@ def test_a_compiled_model_checkpoints_and_resumes_on_numpy(jx, tmp_path):
     NumPy all along (float64, 1e-12)."""
     batches = _batches(jx, "float64", steps=6)
     model = MLP(SIZES, backend=jx, dtype="float64", seed=2, dropout=0.2)
+    choose(model, jit=True)
     reference = MLP(SIZES, backend="numpy", dtype="float64", seed=2, dropout=0.2)
     for x, y in batches[:3]:
         model.train_step(x, y)
@@ -248,6 +262,7 @@ def test_parts_join_the_same_compiled_or_not(jx):
 def test_parameters_taken_before_a_compiled_step_stay_readable(jx):
     """The step donates the old parameter vector; what the user was given is its own."""
     model = MLP(SIZES, backend=jx, dtype="float64")
+    choose(model, jit=True)
     before = {k: np.array(jx.to_numpy(v)) for k, v in model.parameters().items()}
     kept = model.parameters()
     for x, y in _batches(jx, "float64", steps=2):
@@ -262,6 +277,7 @@ def test_parameters_taken_before_a_compiled_step_stay_readable(jx):
 
 def test_a_failed_trace_leaves_the_model_usable(jx):
     model = MLP(SIZES, backend=jx, dtype="float64")
+    choose(model, jit=True)
     before = np.array(jx.to_numpy(model.store.flat))
     x, _ = _batches(jx, "float64", steps=1)[0]
     with pytest.raises(ValueError, match="labels"):
@@ -307,8 +323,8 @@ def test_the_first_mnist_steps_follow_numpys_in_float64(jx):
     losses, params = {}, {}
     for name in ("numpy", "jax"):
         b = backends.get(name)
-        model = MLP([784, 64, 10], backend=b, dtype="float64", seed=0, optimizer=Adam(2e-3),
-                    **({"jit": True} if name == "jax" else {}))
+        model = MLP([784, 64, 10], backend=b, dtype="float64", seed=0, optimizer=Adam(2e-3))
+        choose(model, jit=name == "jax")
         x, y = b.asarray(x_host, "float64"), b.asarray(y_host)
         losses[name] = [float(b.to_numpy(model.train_step(x[i:i + 64], y[i:i + 64])))
                         for i in range(0, x_host.shape[0], 64)]
@@ -353,6 +369,7 @@ def test_the_jax_peer_trains_the_same_network(jx):
 
     sizes = (12, 16, 4)
     model = MLP(sizes, backend=jx, dtype="float64", optimizer=Adam(1e-2))
+    choose(model, jit=True)
     peer = JaxPeer(sizes, "float64", lr=1e-2, params=model.state_dict())
     r = np.random.default_rng(1)
     x_host, y_host = r.normal(size=(32, 12)), r.integers(0, 4, 32)

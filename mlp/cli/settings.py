@@ -208,7 +208,7 @@ def build_schedule(settings: dict[str, Any], steps_per_epoch: int) -> schedules.
 
 
 def build_model(settings: dict[str, Any], num_features: int, num_classes: int,
-                steps_per_epoch: int, jit: bool | None = None, cuda_graph: bool = False) -> Any:
+                steps_per_epoch: int) -> Any:
     """An :class:`~mlp.MLP` with loss, optimizer and schedule as ``settings`` say."""
     from ..model import MLP
 
@@ -220,5 +220,5 @@ def build_model(settings: dict[str, Any], num_features: int, num_classes: int,
         output=settings["output"], output_bias=settings["output_bias"],
         loss=LOSS_CHOICES[settings["loss"]](settings), optimizer=optimizer,
         backend=settings["backend"], device=settings["device"], dtype=settings["dtype"],
-        seed=settings["seed"], jit=jit, cuda_graph=cuda_graph,
+        seed=settings["seed"],
     )

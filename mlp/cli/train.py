@@ -15,6 +15,7 @@ from typing import Any
 import backends
 
 from ..errors import CheckpointError, MLPError
+from ..steps import GraphStep, choose
 from . import launch, outputs, resources
 from . import settings as rules
 from .report import epoch_line, header_lines, plural, stop_line
@@ -162,9 +163,7 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
                 validate_train_state(p.state.to_json(), steps)
             except CheckpointError as exc:
                 raise CheckpointError(f"invalid checkpoint {args.resume}: {exc}") from None
-            model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device,
-                                       jit=getattr(args, "jit", None),
-                                       cuda_graph=getattr(args, "cuda_graph", False))
+            model = checkpoint.restore(p.resumed, backend=settings["backend"], device=device)
             if settings["epochs"] != p.resumed.meta["settings"]["epochs"]:
                 # A longer (or shorter) run: the schedule spans the new total.
                 model.optimizer.schedule = rules.build_schedule(settings, steps)
@@ -174,8 +173,9 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
             choice = rules.OPTIMIZER_CHOICES[settings["optimizer"]]
             resources.check_memory(settings, sizes, choice.name)
             model = rules.build_model({**settings, "device": device}, dataset.num_features,
-                                      dataset.num_classes, steps, jit=getattr(args, "jit", None),
-                                      cuda_graph=getattr(args, "cuda_graph", False))
+                                      dataset.num_classes, steps)
+        step = choose(model, jit=getattr(args, "jit", None),
+                      cuda_graph=getattr(args, "cuda_graph", False))
 
     def log(text: str) -> None:
         if not quiet and root:
@@ -273,9 +273,9 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
         log(f"plot written to {p.plot}")
     if p.save is not None and (trained or not p.in_place):
         log(f"checkpoint written to {p.save}")
-    if model.graph is not None and trained:
-        log(f"the step ran as a CUDA graph: {plural(model.graph.captures, 'graph')} captured, "
-            f"{plural(model.graph.replays, 'step')} replayed")
+    if isinstance(step, GraphStep) and trained:
+        log(f"the step ran as a CUDA graph: {plural(step.captures, 'graph')} captured, "
+            f"{plural(step.replays, 'step')} replayed")
     if history and quiet:
         last = history[-1]
         print(f"test accuracy {100 * last['test_acc']:.2f}%  test loss {last['test_loss']:.4f}")

@@ -30,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._xp import Array
-from .jit import not_built_in, settings_of
-from .layers import Dropout
+from .._xp import Array
+from ..layers import Dropout
+from .compiled import not_built_in, settings_of
 
 if TYPE_CHECKING:
-    from .model import MLP
+    from ..model import MLP
 
 
 def unsupported(model: MLP) -> str | None:
@@ -75,12 +75,12 @@ class GraphStep:
         ValueError: the model's step cannot be captured (see :func:`unsupported`).
     """
 
-    def __init__(self, model: MLP, eager: Callable[[Array, Array], Array]) -> None:
+    def __init__(self, model: MLP) -> None:
         reason = unsupported(model)
         if reason is not None:
             raise ValueError(f"cannot capture the training step as a CUDA graph: {reason}")
         self.model = model
-        self._eager = eager
+        self._eager = model.eager_step
         self._graphs: dict[tuple[int, ...], _Captured] = {}
         self.captures = 0
         self.replays = 0

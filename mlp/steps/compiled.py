@@ -25,13 +25,13 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._xp import Array
-from .layers import Dropout, Linear
-from .losses import LOSSES
-from .optimizers import Optimizer
+from .._xp import Array
+from ..layers import Dropout, Linear
+from ..losses import LOSSES
+from ..optimizers import Optimizer
 
 if TYPE_CHECKING:
-    from .model import MLP
+    from ..model import MLP
 
 State = tuple[Array, ...]
 
@@ -64,9 +64,9 @@ def settings_of(opt: Optimizer) -> str:
 
 
 def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
-    """The compiled step ``model.train_step`` runs: with ``jit=None`` where the backend
-    compiles and the loss and optimizer are built-in ones, with ``True`` always (a
-    ``ValueError`` where it cannot), with ``False`` never (``None``: the eager step)."""
+    """The compiled step for ``model``: with ``jit=None`` where the backend compiles and the
+    loss and optimizer allow it, with ``True`` always (a ``ValueError`` where it cannot), with
+    ``False`` never (``None``)."""
     if jit is False or (jit is None and unsupported(model) is not None):
         return None
     return CompiledStep(model)
@@ -75,7 +75,8 @@ def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
 class CompiledStep:
     """``model.train_step`` as one compiled function (see the module docstring).
 
-    Calling it does what :meth:`~mlp.MLP.train_step` does: it updates the model's parameters,
+    Calling it does what the eager step (:meth:`~mlp.MLP.eager_step`) does: it updates the
+    model's parameters,
     the optimizer's state and update count, and ``model.last_output``, and returns the batch
     loss as a 0-d array. The layers keep no gradients afterwards (they stay inside the
     compiled function).
@@ -108,8 +109,8 @@ class CompiledStep:
             # Another loss or optimizer object: trace afresh rather than reuse its settings.
             reason = unsupported(model)
             if reason is not None:
-                raise ValueError(f"cannot compile the training step: {reason}; build the "
-                                 "model with jit=False")
+                raise ValueError(f"cannot compile the training step: {reason}; run it "
+                                 "eagerly (mlp.steps.choose(model, jit=False))")
             self._compiled = backend.jit(self._step, static_argnames=("settings",),
                                          donate_argnums=(0, 1))
             self._traced_for = (model.loss, opt)
