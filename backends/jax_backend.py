@@ -2,7 +2,7 @@
 
 JAX arrays are immutable, so the backend runs the portable operations (``GenericOps``, no
 ``out=``), with one change for compiled code (:class:`JaxOps`). It adds one thing the others
-lack: :attr:`JaxBackend.jit`, which compiles a whole training step (see :mod:`mlp.jit`).
+lack: :attr:`JaxBackend.jit`, which compiles a whole training step (see :mod:`mlp.steps.compiled`).
 
 Float64 exists only in JAX's 64-bit mode, which must be on before JAX makes its first array:
 set ``JAX_ENABLE_X64=1`` in the environment, or call
