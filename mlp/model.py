@@ -15,6 +15,7 @@ from .layers import ACTIVATIONS, Dropout, Layer, Linear, Sequential, Softmax, lo
 from .losses import Loss, SoftmaxCrossEntropy
 from .optimizers import Adam, Optimizer
 from .params import ParameterStore
+from .schema import SETTINGS
 
 OUTPUTS = ("logits", "softmax")
 
@@ -32,20 +33,14 @@ def on_device(method: _Method) -> _Method:
     return wrapper  # type: ignore[return-value]
 
 
-def count_argument(name: str, value: Any, low: int = 1) -> int:
-    """``value`` as an ``int`` if it is an integer (a Python or NumPy one, not a bool or a
-    float) of at least ``low``.
+def count_argument(name: str, value: Any) -> int:
+    """``value`` as an ``int``, checked by the count setting ``name`` of :mod:`mlp.schema`
+    (``epochs``, ``batch_size``: an integer, a Python or NumPy one, not a bool, of at least 1).
 
     Raises:
-        ValueError: naming ``name``, e.g. ``batch_size must be an integer >= 1, got 2.5``.
+        ValueError: the schema's message, e.g. ``batch_size must be an integer >= 1, got 2.5``.
     """
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or isinstance(value, bool) or number < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r:.40}")
-    return number
+    return operator.index(SETTINGS[name].check(value))
 
 
 def default_init(activation: str) -> str:
