@@ -30,6 +30,13 @@ def kind(mode: int) -> str:
     return "a device"
 
 
+def shown(path: str | os.PathLike[str] | bytes) -> str:
+    """``path`` as text that prints under any encoding: the bytes of a file name that are not
+    UTF-8 (``b'bad\\xff.png'``) become U+FFFD instead of raising when printed."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """``path`` opened for binary reading, if it is a regular file (symbolic links followed).
 

@@ -53,7 +53,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps
 
 from .errors import DataError
-from .files import NotRegularFile, open_regular
+from .files import NotRegularFile, open_regular, shown
 
 #: Side of MNIST's square images, in pixels.
 SIZE = 28
@@ -89,13 +89,6 @@ class ImageError(DataError):
 
 class ImageWarning(UserWarning):
     """A digit was read, but the result is doubtful (e.g. the page was taken for ink)."""
-
-
-def shown(path: str | os.PathLike[str] | bytes) -> str:
-    """``path`` as text that prints under any encoding: the bytes of a file name that are not
-    UTF-8 (``b'bad\\xff.png'``) become U+FFFD instead of raising when printed."""
-    text = os.fsdecode(path)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def read_gray(path: str | os.PathLike[str]) -> np.ndarray:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 
 import backends
 
+from ..files import shown
 from . import settings as rules
 from .settings import UsageError
 
@@ -30,9 +30,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predicted = model.backend.to_numpy(model.predict(test.x)).tolist()  # uint8: scaled there
     counts = Counter(zip(dataset.y_test.tolist(), predicted, strict=True))
     k = dataset.num_classes
-    # A file name's bytes that are not UTF-8 print as U+FFFD, not as an encoding error.
-    shown = os.fsencode(args.checkpoint).decode("utf-8", "replace")
-    print(f"{shown}: {name} test set, {test.n} images, backend {model.backend.name}")
+    print(f"{shown(args.checkpoint)}: {name} test set, {test.n} images, "
+          f"backend {model.backend.name}")
     print(f"test loss {result['loss']:.4f}  test accuracy {100 * result['accuracy']:.2f}%")
     print("confusion matrix (rows: true class, columns: predicted)")
     print("      " + "".join(f"{j:>6}" for j in range(k)))
