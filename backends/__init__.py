@@ -5,7 +5,7 @@ its device, array creation and host transfer, seeded random numbers, synchronisa
 limits, and its operations (:mod:`backends.ops`). Everything that names a concrete library lives
 here. The operations are the few kernels the network's hot loop needs — matrix products, bias
 add, ReLU and its gradient, row gather, pixel conversion and the SGD/Adam updates — written
-once portably and, where a library allows, in place (NumPy ``out=``, Numba loops, CuPy fused
+once portably and, where a library allows, in place (NumPy ``out=``, Numba kernels, CuPy fused
 kernels) with the same numbers. Layers, losses and models live in :mod:`mlp`.
 """
 

@@ -2,7 +2,7 @@
 
 Each method honours ``out=`` and evaluates the same expressions, in the same order, as
 :class:`backends.ops.GenericOps`, so both give the same numbers. The optimizer updates are the
-compiled single-pass loops of :mod:`backends.compiled` when Numba is installed, else the
+single-pass Numba kernels of :mod:`backends.kernels` when Numba is installed, else the
 portable expressions of :class:`GenericOps` (CuPy overrides them with fused kernels).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import compiled as _compiled
+from . import kernels as _kernels
 from .ops import AdamConstants, Array, Buffers, GenericOps
 
 
@@ -20,15 +20,16 @@ class InplaceOps(GenericOps):
     Args:
         xp: the array-API namespace; ``module``: the library itself (``numpy``/``cupy``),
             whose ufuncs take ``out=``.
-        compiled: use the Numba loops for the optimizer updates when Numba is installed.
+        kernels: use the Numba kernels for the optimizer updates (and the fused elementwise
+            passes) when Numba is installed.
     """
 
     inplace = True
 
-    def __init__(self, xp: Any, module: Any, device: Any = None, compiled: bool = False) -> None:
+    def __init__(self, xp: Any, module: Any, device: Any = None, kernels: bool = False) -> None:
         super().__init__(xp, device)
         self.np = module
-        self.kernels = _compiled.kernels() if compiled and _compiled.available() else None
+        self.kernels = _kernels.kernels() if kernels and _kernels.available() else None
 
     def buffer(self, shape: tuple[int, ...], dtype: Any) -> Array | None:
         return self.np.empty(shape, dtype=dtype)
@@ -47,7 +48,7 @@ class InplaceOps(GenericOps):
         return np.multiply(g, np.greater(y, 0), out=out)
 
     def bias_relu(self, x: Array, b: Array, out: Array | None = None) -> Array:
-        if self._compiled(out, x):
+        if self._kernel_writes(out, x):
             self.kernels.bias_relu(x, b, out)
             return out
         return self.relu(self.add(x, b, out=out), out=out)
@@ -55,7 +56,7 @@ class InplaceOps(GenericOps):
     def relu_grad_sum(
         self, g: Array, y: Array, out: Array | None = None, sums: Array | None = None
     ) -> tuple[Array, Array]:
-        if self._compiled(out, g) and sums is not None:
+        if self._kernel_writes(out, g) and sums is not None:
             self.kernels.relu_grad_sum(g, y, out, sums)
             return out, sums
         d = self.relu_grad(g, y, out=out)
@@ -77,7 +78,7 @@ class InplaceOps(GenericOps):
     def dropout(self, x: Array, u: Array, rate: float, out: Array | None = None) -> Array:
         np = self.np
         scale = x.dtype.type(1.0 / (1.0 - rate))
-        if self._compiled(out, x):
+        if self._kernel_writes(out, x):
             self.kernels.dropout(x, u, rate, scale, out)
             return out
         out = np.multiply(x, scale, out=out)
@@ -88,7 +89,7 @@ class InplaceOps(GenericOps):
                 out: Array | None = None) -> Array:
         if out is None:
             return super().one_hot(labels, num_classes, dtype)
-        if self._compiled(out, out):
+        if self._kernel_writes(out, out):
             self.kernels.one_hot(labels, out)
             return out
         return self.np.equal(labels[:, None], self.np.arange(num_classes), out=out)
@@ -107,8 +108,8 @@ class InplaceOps(GenericOps):
         grad = np.subtract(np.exp(logp, out=logp), t, out=logp)
         return loss, np.multiply(grad, k, out=grad)
 
-    def _compiled(self, out: Array | None, x: Array) -> bool:
-        """Whether a compiled 2-D loop can write ``out`` (Numba present, a buffer given)."""
+    def _kernel_writes(self, out: Array | None, x: Array) -> bool:
+        """Whether a 2-D Numba kernel can write ``out`` (Numba present, a buffer given)."""
         return self.kernels is not None and out is not None and x.ndim == 2
 
     # --- optimizer updates -------------------------------------------------------------

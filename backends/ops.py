@@ -164,7 +164,7 @@ class GenericOps:
 
 class AdamConstants(NamedTuple):
     """The host scalars of one Adam step, as :meth:`GenericOps.adam_update` takes them, in the
-    order the compiled and CuPy kernels take them: the L2 factor added to the gradient (Adam),
+    order the Numba and CuPy kernels take them: the L2 factor added to the gradient (Adam),
     ``β1``, ``c1 = 1-β1``, ``β2``, ``c2 = 1-β2``, the ε and step size of the efficient form, and
     the decoupled shrink factor (AdamW)."""
 

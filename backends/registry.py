@@ -58,7 +58,7 @@ def _numpy(device: Any) -> Backend:
         "numpy",
         xp,
         "cpu",
-        InplaceOps(xp, numpy, "cpu", compiled=True),
+        InplaceOps(xp, numpy, "cpu", kernels=True),
         version=numpy.__version__,
     )
 

@@ -3,11 +3,11 @@
 Each method evaluates :class:`backends.ops.GenericOps`'s expression into preallocated tensors
 (``torch.matmul(..., out=)``, ``mul_``, ...), so a steady step allocates almost nothing and the
 numbers are the portable path's, bit for bit (the tests compare them). On the CPU, with Numba
-installed, the elementwise passes that NumPy runs as compiled loops (the optimizer updates,
-bias + ReLU, dropout) run as the same loops over the tensors' memory; without it they are
+installed, the elementwise passes that NumPy runs as Numba kernels (the optimizer updates,
+bias + ReLU, dropout) run as the same kernels over the tensors' memory; without it they are
 PyTorch operations one at a time in the generic order, the updates in place with reused
 scratch vectors. Reductions and square roots stay PyTorch's own, as the portable path computes
-them: PyTorch's CPU square root is not always the correctly rounded one, so Adam's compiled
+them: PyTorch's CPU square root is not always the correctly rounded one, so Adam's Numba
 update runs in two halves around ``torch.sqrt``.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy
 
-from . import compiled as _compiled
+from . import kernels as _kernels
 from .ops import AdamConstants, Array, Buffers, GenericOps
 
 
@@ -26,17 +26,17 @@ class TorchOps(GenericOps):
 
     Args:
         xp: the array-API namespace (``array_api_compat.torch``); ``torch``: the library.
-        compiled: run the elementwise passes as the Numba loops of :mod:`backends.compiled`
+        kernels: run the elementwise passes as the Numba kernels of :mod:`backends.kernels`
             when Numba is installed (CPU tensors only).
     """
 
     inplace = True
 
-    def __init__(self, xp: Any, torch: Any, device: Any = None, compiled: bool = True) -> None:
+    def __init__(self, xp: Any, torch: Any, device: Any = None, kernels: bool = True) -> None:
         super().__init__(xp, device)
         self.torch = torch
         on_cpu = device is None or torch.device(device).type == "cpu"
-        self.kernels = (_compiled.kernels() if compiled and on_cpu and _compiled.available()
+        self.kernels = (_kernels.kernels() if kernels and on_cpu and _kernels.available()
                         else None)
         self._zeros: dict[Any, Array] = {}
         self._scratch: dict[tuple[Any, ...], Array] = {}
@@ -179,7 +179,7 @@ class TorchOps(GenericOps):
         if not all(isinstance(c, float) for c in (k.eps_hat, k.step_size, k.shrink)):
             return super().adam_update(p, g, m, v, k)  # a captured step's 0-d constants
         if self.kernels is not None:
-            # The compiled halves around PyTorch's square root, which is not always the
+            # The Numba halves around PyTorch's square root, which is not always the
             # correctly rounded one (the portable path's numbers are PyTorch's).
             hp, hm = _host(p), _host(m)
             dt = hp.dtype.type
@@ -201,7 +201,7 @@ class TorchOps(GenericOps):
 
 
 def _host(x: Array) -> numpy.ndarray:
-    """A NumPy array sharing the memory of CPU tensor ``x`` (for the compiled loops)."""
+    """A NumPy array sharing the memory of CPU tensor ``x`` (for the Numba kernels)."""
     return numpy.asarray(x)
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import backends
-from backends import Backend, BackendError, GenericOps, compiled
+from backends import Backend, BackendError, GenericOps
+from backends import kernels as numba_kernels
 from backends.cupy_ops import CupyOps
 from backends.inplace_ops import InplaceOps
 from backends.registry import INSTALL_HINT, _import
@@ -291,19 +292,19 @@ def test_every_override_keeps_the_generic_signature(cls):
         assert mine.return_annotation is not inspect.Signature.empty, name
 
 
-# --- the compiled kernels' cache ---------------------------------------------------------------
+# --- the Numba kernels' cache ------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: One Adam step of a small model on the NumPy backend (compiling the Numba loops if present).
 TRAIN_STEP = """
 import numpy as np, mlp
-from backends import compiled
+from backends import kernels
 model = mlp.MLP([6, 5, 3], seed=0)
 x = np.random.default_rng(0).random((8, 6)).astype(np.float32)
 loss = model.train_step(x, np.arange(8) % 3)
 assert np.isfinite(float(loss)), loss
-print("kernels", model.backend.ops.kernels is not None, "cache", compiled.cache_dir())
+print("kernels", model.backend.ops.kernels is not None, "cache", kernels.cache_dir())
 """
 
 
@@ -319,7 +320,7 @@ def _env(**changes: str) -> dict[str, str]:
 
 
 def test_kernels_run_uncached_when_no_cache_folder_is_writable(tmp_path):
-    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    pytest.importorskip("numba", reason="the Numba kernels need numba", exc_type=ImportError)
     unwritable = "/dev/null/nowhere"  # below a file: no process, root included, can create it
     before = _numba_files(ROOT / "backends")
     result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
@@ -330,7 +331,7 @@ def test_kernels_run_uncached_when_no_cache_folder_is_writable(tmp_path):
 
 
 def test_kernels_cache_into_the_user_cache_folder(tmp_path):
-    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    pytest.importorskip("numba", reason="the Numba kernels need numba", exc_type=ImportError)
     before = _numba_files(ROOT / "backends")
     result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
                             env=_env(XDG_CACHE_HOME=str(tmp_path / "cache")), cwd=tmp_path)
@@ -342,8 +343,8 @@ def test_kernels_cache_into_the_user_cache_folder(tmp_path):
 
 def test_install_train_then_reinstall_editable_keeps_working(tmp_path):
     """Install the package (not editable), train a step, reinstall it editable, run ``mlp
-    info``: the first install's compiled-kernel cache must not shadow the editable sources."""
-    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    info``: the first install's Numba kernel cache must not shadow the editable sources."""
+    pytest.importorskip("numba", reason="the Numba kernels need numba", exc_type=ImportError)
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
         ".git", ".venv", ".ci-venv", ".nox", "build", "dist", "*.egg-info", "__pycache__",
@@ -393,7 +394,7 @@ def _file_size_limit(limit: int) -> Callable[[], None]:
 
 
 def test_a_failing_cache_write_compiles_the_kernels_uncached_with_one_warning(tmp_path):
-    pytest.importorskip("numba", reason="the compiled kernels need numba", exc_type=ImportError)
+    pytest.importorskip("numba", reason="the Numba kernels need numba", exc_type=ImportError)
     cache = tmp_path / "numba-cache"
     result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True,
                             env=_env(NUMBA_CACHE_DIR=str(cache)), cwd=tmp_path, timeout=300,
@@ -403,7 +404,7 @@ def test_a_failing_cache_write_compiles_the_kernels_uncached_with_one_warning(tm
     assert "Traceback" not in result.stderr
     warned = [line for line in result.stderr.splitlines() if "Warning" in line]
     assert len(warned) == 1, result.stderr
-    assert f"{cache}: the compiled kernels' cache cannot be used (File too large)" in warned[0]
+    assert f"{cache}: the Numba kernels' cache cannot be used (File too large)" in warned[0]
     assert not _numba_files(cache)  # nothing half-written left behind
 
 
@@ -442,7 +443,7 @@ def test_a_broken_numba_is_one_warning_and_the_portable_update(tmp_path, how):
     assert len(warned) == 1, result.stderr
     expected = ("numba is installed but fails to import (RuntimeError: a broken build)"
                 if how == "raise" else "importing numba did not finish within 1 s")
-    assert f"RuntimeWarning: the compiled kernels are off: {expected}" in warned[0]
+    assert f"RuntimeWarning: the Numba kernels are off: {expected}" in warned[0]
 
 
 def test_mlp_train_on_numpy_runs_with_a_numba_that_never_loads(tmp_path):
@@ -455,7 +456,7 @@ def test_mlp_train_on_numpy_runs_with_a_numba_that_never_loads(tmp_path):
                                      MLP_CACHE_DIR=str(tmp_path / "c")))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert "the compiled kernels are off: importing numba did not finish" in result.stderr
+    assert "the Numba kernels are off: importing numba did not finish" in result.stderr
 
 
 def test_mlp_info_names_each_broken_library_on_one_line_and_lists_the_rest(tmp_path):
@@ -483,7 +484,7 @@ def test_mlp_info_names_each_broken_library_on_one_line_and_lists_the_rest(tmp_p
         assert f"unavailable: backend {name!r} cannot be used: {name} is installed but fails " \
                "to import" in rows[name], result.stdout
     assert "importing jax did not finish within 1 s" in rows["jax"]
-    at = next(i for i, line in enumerate(lines) if line.startswith("compiled kernels"))
+    at = next(i for i, line in enumerate(lines) if line.startswith("Numba kernels"))
     kernels = " ".join(line.strip() for line in lines[at:at + 2])
     assert "off, the portable update (importing numba did not finish within 1 s)" in kernels
 
@@ -495,9 +496,9 @@ def test_mlp_info_fits_100_columns_and_says_whether_the_kernels_are_active(capsy
     lines = capsys.readouterr().out.splitlines()
     assert max(map(len, lines)) <= 100, "\n".join(lines)
     assert not any("None" in line for line in lines), "\n".join(lines)
-    kernels = [line for line in lines if line.startswith("compiled kernels (NumPy, PyTorch CPU): ")]
+    kernels = [line for line in lines if line.startswith("Numba kernels (NumPy, PyTorch CPU): ")]
     assert len(kernels) == 1
-    assert kernels[0].split(": ", 1)[1].startswith("on, Numba " if compiled.available()
+    assert kernels[0].split(": ", 1)[1].startswith("on, Numba " if numba_kernels.available()
                                                    else "off, the portable update")
 
 

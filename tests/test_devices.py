@@ -81,7 +81,7 @@ def second_device(request, monkeypatch) -> tuple[Backend, TwoDevices]:
             monkeypatch.setattr(compat_numpy, name, machine.recording(name, obj))
     xp = compat_numpy
     ops = (GenericOps(xp, "cpu") if request.param == "portable"
-           else InplaceOps(xp, RecordingModule(np, machine), "cpu", compiled=False))
+           else InplaceOps(xp, RecordingModule(np, machine), "cpu", kernels=False))
 
     def uniform(seed: int, shape: tuple[int, ...]) -> Any:
         return xp.asarray(np.random.default_rng(seed).random(shape, dtype=np.float32))

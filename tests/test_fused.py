@@ -7,20 +7,20 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from backends import GenericOps, compiled
+from backends import GenericOps, kernels
 from backends.inplace_ops import InplaceOps
 from mlp import MLP, SGD, Adam, AdamW
 
 DTYPES = ["float32", "float64"]
 
 
-@pytest.fixture(params=["compiled", "numpy"])
+@pytest.fixture(params=["numba", "numpy"])
 def fast_ops(request, numpy_backend) -> InplaceOps:
     """The NumPy backend's in-place operations, with the Numba loops and without."""
-    if request.param == "compiled" and not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
-    ops = InplaceOps(numpy_backend.xp, np, compiled=request.param == "compiled")
-    assert (ops.kernels is not None) == (request.param == "compiled")
+    if request.param == "numba" and not kernels.available():
+        pytest.skip("the Numba kernels need numba (pip install '.[numba]')")
+    ops = InplaceOps(numpy_backend.xp, np, kernels=request.param == "numba")
+    assert (ops.kernels is not None) == (request.param == "numba")
     return ops
 
 
@@ -146,8 +146,8 @@ def test_a_steady_training_step_allocates_no_arrays(dropout, dtype, numpy_backen
     and a little bookkeeping; the portable path allocates each intermediate anew."""
     import tracemalloc
 
-    if not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
+    if not kernels.available():
+        pytest.skip("the Numba kernels need numba (pip install '.[numba]')")
     classes = 10
     peaks = {}
     for n in (4096, 65536):
@@ -193,7 +193,7 @@ def test_cupy_dropout_kernel_equals_generic(dtype, u_dtype, get_backend):
 # --- PyTorch on the CPU: TorchOps --------------------------------------------------------
 
 
-@pytest.fixture(params=["compiled", "torch"])
+@pytest.fixture(params=["numba", "torch"])
 def torch_backend(request, get_backend):
     """The torch CPU backend on TorchOps, with the Numba loops and without."""
     b = get_backend("torch")  # or skip, saying why
@@ -202,10 +202,10 @@ def torch_backend(request, get_backend):
     from backends.torch_ops import TorchOps
 
     assert isinstance(b.ops, TorchOps), "the torch CPU backend should run on TorchOps"
-    if request.param == "compiled" and not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
-    ops = TorchOps(b.xp, torch, b.device, compiled=request.param == "compiled")
-    assert (ops.kernels is not None) == (request.param == "compiled")
+    if request.param == "numba" and not kernels.available():
+        pytest.skip("the Numba kernels need numba (pip install '.[numba]')")
+    ops = TorchOps(b.xp, torch, b.device, kernels=request.param == "numba")
+    assert (ops.kernels is not None) == (request.param == "numba")
     return b.with_ops(ops)
 
 

@@ -11,7 +11,7 @@ import pytest
 from array_api_compat import array_namespace
 
 import backends
-from backends import Backend, GenericOps, compiled
+from backends import Backend, GenericOps, kernels
 from backends.inplace_ops import InplaceOps
 from backends.ops import AdamConstants
 from mlp.layers.base import Layer
@@ -56,7 +56,7 @@ def opt_backend(request, get_backend):
         return backend
     if ops == "generic-ops":
         return backend.with_ops(GenericOps(backend.xp, backend.device))
-    return backend.with_ops(InplaceOps(backend.xp, np, backend.device, compiled=False))
+    return backend.with_ops(InplaceOps(backend.xp, np, backend.device, kernels=False))
 
 
 class Harness:
@@ -248,11 +248,11 @@ def _state(n: int, dtype: str, seed: int):
         (r.random(n) * 1e-2).astype(dtype)]
 
 
-def _compiled_ops(xp) -> InplaceOps:
-    """The NumPy operations with the compiled (Numba) loops, which must exist when asked."""
-    if not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
-    ops = InplaceOps(xp, np, compiled=True)
+def _numba_ops(xp) -> InplaceOps:
+    """The NumPy operations with the Numba kernels, which must exist when asked."""
+    if not kernels.available():
+        pytest.skip("the Numba kernels need numba (pip install '.[numba]')")
+    ops = InplaceOps(xp, np, kernels=True)
     assert ops.kernels is not None
     return ops
 
@@ -262,7 +262,7 @@ def _compiled_ops(xp) -> InplaceOps:
 @pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
 def test_inplace_adam_equals_generic(setting, n, dtype, numpy_backend):
     xp = numpy_backend.xp
-    fast, generic = _compiled_ops(xp), GenericOps(xp)
+    fast, generic = _numba_ops(xp), GenericOps(xp)
     p, g, m, v = _state(n, dtype, seed=n)
     for step in (1, 2, 9):
         k = AdamConstants.of(1e-3, 0.9, 0.999, 1e-8, step, **ADAM_SETTINGS[setting])
@@ -280,7 +280,7 @@ def test_inplace_adam_equals_generic(setting, n, dtype, numpy_backend):
 @pytest.mark.parametrize("setting", list(SGD_SETTINGS))
 def test_inplace_sgd_equals_generic(setting, n, dtype, numpy_backend):
     xp = numpy_backend.xp
-    fast, generic = _compiled_ops(xp), GenericOps(xp)
+    fast, generic = _numba_ops(xp), GenericOps(xp)
     p, g, _, _ = _state(n, dtype, seed=n + 1)
     velocity_ref = velocity = None
     g_before = g.copy()
@@ -311,7 +311,7 @@ def inplace_backend(request):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("setting", list(ADAM_SETTINGS))
 def test_backend_adam_kernel_equals_generic(setting, dtype, inplace_backend):
-    """The registered backend's own kernel (NumPy's compiled loop, or CuPy's fused kernel, built
+    """The registered backend's own kernel (NumPy's Numba kernel, or CuPy's fused kernel, built
     without fused multiply-adds) gives the generic expression's numbers, bit for bit, over
     several steps."""
     b = inplace_backend

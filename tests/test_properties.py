@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends import GenericOps, compiled
+from backends import GenericOps, kernels
 from backends.inplace_ops import InplaceOps
 from backends.ops import AdamConstants
 from mlp import MLP, MSE, CrossEntropy, SoftmaxCrossEntropy
@@ -20,10 +20,10 @@ activations = st.sampled_from(sorted(ACTIVATIONS))
 seeds = st.integers(0, 2**32 - 1)
 
 
-def _compiled_ops(xp) -> InplaceOps:
-    if not compiled.available():
-        pytest.skip("the compiled kernels need numba (pip install '.[fast]')")
-    return InplaceOps(xp, np, compiled=True)
+def _numba_ops(xp) -> InplaceOps:
+    if not kernels.available():
+        pytest.skip("the Numba kernels need numba (pip install '.[numba]')")
+    return InplaceOps(xp, np, kernels=True)
 
 
 @st.composite
@@ -159,7 +159,7 @@ def test_inplace_adam_equals_generic_for_any_hyperparameters(numpy_backend, n, d
     xp = numpy_backend.xp
     k = AdamConstants.of(lr, beta1, beta2, 1e-8, step, wd, decoupled)
     ref = GenericOps(xp).adam_update(p, g, m, v, k)
-    got = _compiled_ops(xp).adam_update(p.copy(), g, m.copy(), v.copy(), k)
+    got = _numba_ops(xp).adam_update(p.copy(), g, m.copy(), v.copy(), k)
     for a, b in zip(got, ref, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -176,7 +176,7 @@ def test_inplace_sgd_equals_generic_for_any_hyperparameters(numpy_backend, n, dt
     for velocity in (None, vel):
         ref = GenericOps(xp).sgd_update(p, g, velocity, lr, momentum, nesterov, wd)
         start = None if velocity is None else velocity.copy()
-        got = _compiled_ops(xp).sgd_update(p.copy(), g, start, lr, momentum, nesterov, wd)
+        got = _numba_ops(xp).sgd_update(p.copy(), g, start, lr, momentum, nesterov, wd)
         np.testing.assert_array_equal(got[0], ref[0])
         if momentum:
             np.testing.assert_array_equal(got[1], ref[1])

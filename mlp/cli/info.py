@@ -1,4 +1,4 @@
-"""``mlp info``: versions, backends with their devices and dtypes, whether the compiled kernels
+"""``mlp info``: versions, backends with their devices and dtypes, whether the Numba kernels
 are active, BLAS thread pools. Every line fits 100 columns; a broken optional library is one
 line naming it (its import has a deadline, see :mod:`backends.imports`)."""
 
@@ -11,7 +11,7 @@ import textwrap
 import warnings
 
 import backends
-from backends import compiled
+from backends import kernels as numba_kernels
 
 from .. import __version__
 from .resources import usable_cores
@@ -49,7 +49,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         pass
     with warnings.catch_warnings():  # a Numba that cannot load: said by the line below
         warnings.simplefilter("ignore", RuntimeWarning)
-        kernels = compiled.status()
+        kernels = numba_kernels.status()
     print("backends:")
     print(f"  {'name':<17} {'version':<14} {'device':<24} dtypes")
     for entry in backends.available():
@@ -64,7 +64,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         _show(f"warning: {len(cupies)} CuPy distributions are installed ({', '.join(cupies)}), "
               "which overwrite each other: pip uninstall all but the one matching the CUDA "
               "version (nvidia-smi)")
-    _show(f"compiled kernels (NumPy, PyTorch CPU): {kernels}", indent=0)
+    _show(f"Numba kernels (NumPy, PyTorch CPU): {kernels}", indent=0)
     print("BLAS / OpenMP thread pools:")
     pools = threadpool_info()
     if not pools:

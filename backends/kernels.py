@@ -1,14 +1,17 @@
-"""Single-pass optimizer updates compiled with Numba, for the NumPy backend (optional).
+"""The Numba kernels: single-pass optimizer updates and elementwise passes for the NumPy backend
+and PyTorch's CPU tensors (optional).
 
 The portable update makes about a dozen passes over the parameter vector, one per array
 operation; these loops make one, which on a CPU is the difference between the optimizer
 costing a third of the matrix products and a tenth. They evaluate the same expressions in the
 same order and precision as :class:`backends.ops.GenericOps` (Numba does not contract
 ``a * b + c`` into fused multiply-adds unless asked), so they give the same numbers; the tests
-compare them. Without Numba (``pip install ".[fast]"``) ``available()`` is false
-and the NumPy backend uses the portable update.
+compare them. Adam's arithmetic is written once, as two element functions (one element's new
+moments, and its new parameter given the root of its second moment) that the fused loop and
+its two halves all inline. Without Numba (``pip install ".[numba]"``) ``available()`` is
+false and the NumPy backend uses the portable update.
 
-Numba's on-disk cache of the compiled code goes to a per-user folder (``$NUMBA_CACHE_DIR`` when
+Numba's on-disk cache of the kernels goes to a per-user folder (``$NUMBA_CACHE_DIR`` when
 set, else ``numba`` in the package's user cache folder), never next to the installed sources;
 when no such folder is writable the kernels are compiled without a cache. When writing (or
 reading) the cache fails later (a full disk, a file-size limit, a file made read-only), one
@@ -36,10 +39,11 @@ APP_NAME = "array-api-mlp"
 
 
 class Kernels(NamedTuple):
-    """The compiled loops; both update their array arguments in place.
+    """The Numba kernels.
 
     ``adam(p, g, m, v, *AdamConstants)`` and
-    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)``;
+    ``sgd(p, g, velocity, lr, momentum, nesterov, weight_decay, first)`` update their array
+    arguments in place;
     ``dropout(x, u, rate, scale, out)`` writes ``x * scale`` where ``u >= rate``, else 0, into
     ``out`` (all ``(N, D)``; ``scale`` in ``x``'s dtype); ``bias_relu(x, b, out)`` writes
     ``max(x + b, 0)`` (NaN to 0) for ``x (N, D)``, ``b (D,)``; ``relu_grad_sum(g, y, out, sums)``
@@ -82,13 +86,13 @@ def _numba() -> Any:
                 _numba_module = load("numba")
             except ImportError as exc:  # BrokenImport, or a dependency of Numba missing
                 _numba_error = str(exc)
-                warnings.warn(f"the compiled kernels are off: {exc}", RuntimeWarning,
+                warnings.warn(f"the Numba kernels are off: {exc}", RuntimeWarning,
                               stacklevel=4)
     return _numba_module
 
 
 def status() -> str:
-    """Whether the compiled kernels are active, in a few words (for ``mlp info``)."""
+    """Whether the Numba kernels are active, in a few words (for ``mlp info``)."""
     numba = _numba()
     if numba is None:
         return f"off, the portable update ({_numba_error})"
@@ -132,7 +136,7 @@ _OPTIONS = {"nogil": True, "error_model": "numpy"}
 
 
 class _Loop:
-    """A compiled loop that, when its on-disk cache cannot be read or written, compiles again
+    """A Numba kernel that, when its on-disk cache cannot be read or written, compiles again
     without one. Numba compiles (and writes the cache) on a call with new argument types,
     before the loop runs, so a call that failed that way has changed nothing and is repeated.
     """
@@ -164,7 +168,7 @@ def _uncached(folder: Path, exc: OSError) -> None:
             return
         _warned.add(str(folder))
     reason = exc.strerror or str(exc) or type(exc).__name__
-    warnings.warn(f"{folder}: the compiled kernels' cache cannot be used ({reason}); compiling "
+    warnings.warn(f"{folder}: the Numba kernels' cache cannot be used ({reason}); compiling "
                   "them without a cache (set NUMBA_CACHE_DIR to a writable folder)",
                   RuntimeWarning, stacklevel=3)
 
@@ -177,34 +181,38 @@ def _build() -> Kernels:
     def loop(fn: Any) -> _Loop:
         return _Loop(jit(fn), folder)
 
+    # Adam's arithmetic, once: one element's new moments, and its new parameter given the root
+    # of its second moment. Inlined into the loops below at Numba's IR level, so they are
+    # compiled (and cached) only as part of those loops.
+    element = numba.njit(inline="always", **_OPTIONS)
+
+    @element
+    def adam_moments_of(gi, pi, mi, vi, l2, b1, c1, b2, c2):  # pragma: no cover
+        if l2 != 0:
+            gi = gi + l2 * pi
+        return b1 * mi + c1 * gi, b2 * vi + c2 * (gi * gi)
+
+    @element
+    def adam_step_of(pi, mi, root, eps_hat, step_size, shrink):  # pragma: no cover
+        if shrink != 1:
+            pi = pi * shrink
+        return pi - step_size * (mi / (root + eps_hat))
+
     def adam(p, g, m, v, l2, b1, c1, b2, c2, eps_hat, step_size, shrink):  # pragma: no cover
         for i in range(p.shape[0]):
-            gi = g[i]
             pi = p[i]
-            if l2 != 0:
-                gi = gi + l2 * pi
-            mi = b1 * m[i] + c1 * gi
-            vi = b2 * v[i] + c2 * (gi * gi)
+            mi, vi = adam_moments_of(g[i], pi, m[i], v[i], l2, b1, c1, b2, c2)
             m[i] = mi
             v[i] = vi
-            if shrink != 1:
-                pi = pi * shrink
-            p[i] = pi - step_size * (mi / (math.sqrt(vi) + eps_hat))
+            p[i] = adam_step_of(pi, mi, math.sqrt(vi), eps_hat, step_size, shrink)
 
     def adam_moments(p, g, m, v, l2, b1, c1, b2, c2):  # pragma: no cover
         for i in range(p.shape[0]):
-            gi = g[i]
-            if l2 != 0:
-                gi = gi + l2 * p[i]
-            m[i] = b1 * m[i] + c1 * gi
-            v[i] = b2 * v[i] + c2 * (gi * gi)
+            m[i], v[i] = adam_moments_of(g[i], p[i], m[i], v[i], l2, b1, c1, b2, c2)
 
     def adam_finish(p, m, root, eps_hat, step_size, shrink):  # pragma: no cover
         for i in range(p.shape[0]):
-            pi = p[i]
-            if shrink != 1:
-                pi = pi * shrink
-            p[i] = pi - step_size * (m[i] / (root[i] + eps_hat))
+            p[i] = adam_step_of(p[i], m[i], root[i], eps_hat, step_size, shrink)
 
     def sgd(p, g, vel, lr, momentum, nesterov, wd, first):  # pragma: no cover
         for i in range(p.shape[0]):
@@ -252,7 +260,7 @@ _kernels: Kernels | None = None
 
 
 def kernels() -> Kernels | None:
-    """The compiled loops (compiled on first use; cached on disk where a folder allows), or
+    """The Numba kernels (compiled on first use; cached on disk where a folder allows), or
     ``None`` when Numba is not installed or cannot be loaded (see :func:`available`)."""
     global _kernels
     if _kernels is None and available():
