@@ -88,6 +88,12 @@ class Setting:
     ``form_text`` what it takes. ``option``: ``mlp train --<name>`` sets it; ``stored``: a
     checkpoint keeps it. ``help`` and ``default_help`` (what the default is, where it is not
     ``default`` itself) make the option's help line.
+
+    ``shown``: the setting's phrase in the header ``mlp train`` prints (``""``: not there), a
+    :meth:`str.format` template: ``{}`` is the value, ``{s}`` is ``s`` unless the value is 1,
+    and other names are figures the header passes (:meth:`phrase`). A phrase that starts with a
+    space continues the one before it. ``shown_if``: the phrase is there only for the runs
+    whose settings it holds for (``None``: every run). :data:`HEADER` gives the order.
     """
 
     name: str
@@ -105,6 +111,8 @@ class Setting:
     option: bool = True
     stored: bool = True
     default_help: str | None = None
+    shown: str = ""
+    shown_if: Callable[[Mapping[str, Any]], bool] | None = None
 
     @property
     def option_name(self) -> str:
@@ -204,6 +212,14 @@ class Setting:
         details = f"{self.bounds}, {default}" if self.bounds else default
         return f"{self.help} ({details})" if self.help else f"({details})"
 
+    def phrase(self, settings: Mapping[str, Any], **figures: Any) -> str | None:
+        """The setting's phrase in the header of a run of ``settings`` (``figures``: the other
+        names its template takes), or ``None`` where the header leaves it out."""
+        if not self.shown or (self.shown_if is not None and not self.shown_if(settings)):
+            return None
+        value = settings[self.name]
+        return self.shown.format(value, s="" if value == 1 else "s", **figures)
+
 
 def _setting(name: str, kinds: type | tuple[type, ...], default: Any, help: str = "",
              **rest: Any) -> Setting:
@@ -216,7 +232,8 @@ _POSITIVE = {"low": 0.0, "low_open": True}
 _NON_NEGATIVE = {"low": 0}
 _AT_LEAST_ONE = {"low": 1}
 
-MOMENTUM = _setting("momentum", float, 0.9, option=False, **_RATE)
+MOMENTUM = _setting("momentum", float, 0.9, option=False, shown=" momentum {:g}",
+                    shown_if=lambda s: s["optimizer"] == "momentum", **_RATE)
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     _setting("backend", str, DEFAULT_BACKEND, "array library", registry=True),
@@ -224,30 +241,42 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
              default_help="the backend's default device"),
     _setting("dtype", str, "float32", "floating dtype of parameters and activations",
              registry=True),
-    _setting("dataset", str, "mnist", "the dataset to train and test on", registry=True),
+    _setting("dataset", str, "mnist", "the dataset to train and test on", registry=True,
+             shown="{}"),
     _setting("hidden", str, "512,512", "hidden widths, comma-separated", form=parse_hidden,
              form_text="comma-separated widths >= 1 such as 512,512, or none"),
     _setting("activation", str, "relu", "hidden activation", registry=True),
-    _setting("init", (str, type(None)), None, option=False, registry=True),
-    _setting("dropout", float, 0.0, "drop rate after each hidden activation", **_RATE),
+    _setting("init", (str, type(None)), None, option=False, registry=True, shown="{} init",
+             shown_if=lambda s: s["init"] is not None),
+    _setting("dropout", float, 0.0, "drop rate after each hidden activation",
+             shown="dropout {:g}", **_RATE),
     _setting("optimizer", str, "adam",
-             f"momentum is SGD with Nesterov momentum {MOMENTUM.default}", registry=True),
-    _setting("lr", float, None, "base learning rate", **_POSITIVE),
+             f"momentum is SGD with Nesterov momentum {MOMENTUM.default}", registry=True,
+             shown="{}"),
+    _setting("lr", float, None, "base learning rate", shown=" lr {:g}", **_POSITIVE),
     MOMENTUM,
     _setting("weight_decay", float, 0.0, "L2 (sgd, adam) or decoupled (adamw) decay",
-            **_NON_NEGATIVE),
+             shown="weight decay {:g}", **_NON_NEGATIVE),
     _setting("schedule", str, "cosine", "learning-rate schedule over the whole run; step "
-             "divides it by 10 after each third", registry=True),
-    _setting("warmup", int, 0, "linear warm-up steps for warmup-cosine", **_NON_NEGATIVE),
+             "divides it by 10 after each third", registry=True, shown="{} schedule"),
+    _setting("warmup", int, 0, "linear warm-up steps for warmup-cosine",
+             shown=" with {} warm-up step{s}", shown_if=lambda s: s["schedule"] == "warmup-cosine",
+             **_NON_NEGATIVE),
     _setting("label_smoothing", float, 0.0, "weight of the uniform distribution mixed into "
-            "each one-hot target", **_RATE),
-    _setting("epochs", int, 8, "passes over the training set", **_AT_LEAST_ONE),
+             "each one-hot target", shown="label smoothing {:g}",
+             shown_if=lambda s: s["loss"] == "softmax-xent", **_RATE),
+    _setting("epochs", int, 8, "passes over the training set", shown="{} epoch{s} of {steps}",
+             **_AT_LEAST_ONE),
     _setting("batch_size", int, 128, "samples per step, over all ranks with --distributed",
-            **_AT_LEAST_ONE),
-    _setting("seed", int, 0, "seeds initial weights, dropout and shuffling", **_NON_NEGATIVE),
-    _setting("loss", str, "softmax-xent", option=False, registry=True),
-    _setting("output", str, "logits", option=False, registry=True),
-    _setting("output_bias", bool, True, option=False),
+             shown="batch {}", **_AT_LEAST_ONE),
+    _setting("seed", int, 0, "seeds initial weights, dropout and shuffling", shown="seed {}",
+             **_NON_NEGATIVE),
+    _setting("loss", str, "softmax-xent", option=False, registry=True, shown="loss {}",
+             shown_if=lambda s: s["loss"] != "softmax-xent"),
+    _setting("output", str, "logits", option=False, registry=True, shown="{} output",
+             shown_if=lambda s: s["output"] != "logits" or not s["output_bias"]),
+    _setting("output_bias", bool, True, option=False, shown=" without bias",
+             shown_if=lambda s: not s["output_bias"]),
     _setting("threads", int, None, "BLAS threads, at most the usable cores", stored=False,
             default_help="all usable cores", **_AT_LEAST_ONE),
 )}
@@ -263,6 +292,11 @@ def with_choices(registries: Mapping[str, Collection[str]]) -> dict[str, Setting
     return {name: replace(s, choices=tuple(registries[name])) if s.registry else s
             for name, s in SETTINGS.items()}
 
+
+HEADER: tuple[Setting, ...] = tuple(SETTINGS[name] for name in (
+    "dataset", "epochs", "batch_size", "seed", "optimizer", "lr", "momentum", "weight_decay",
+    "schedule", "warmup", "dropout", "label_smoothing", "loss", "init", "output", "output_bias"))
+"""The settings the header of ``mlp train`` shows, in its order: each one ``shown``."""
 
 DROPOUT, LR, WEIGHT_DECAY, WARMUP, LABEL_SMOOTHING = (
     SETTINGS[name] for name in ("dropout", "lr", "weight_decay", "warmup", "label_smoothing"))

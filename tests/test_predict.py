@@ -21,9 +21,9 @@ from cli_support import clean_env
 from PIL import Image, ImageOps
 from test_cli import assert_usage_error, run_mlp
 
-import mlp.predict
+import mlp.cli.predict
 from mlp import MLP, Adam, checkpoint, data
-from mlp.predict import add_arguments, run
+from mlp.cli.predict import add_arguments, run
 from mlp.train import PIXEL_SCALE
 
 SAMPLE = 50
@@ -245,7 +245,7 @@ def test_running_out_of_memory_is_one_line_per_image(trained: dict, tmp_path: Pa
     files = [variant("stored", d, tmp_path, i) for i, d in enumerate(trained["digits"][:4])]
     Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(tmp_path / "huge.png")
     files.insert(1, tmp_path / "huge.png")
-    transpose, forward, calls = ImageOps.exif_transpose, mlp.predict.probabilities, []
+    transpose, forward, calls = ImageOps.exif_transpose, mlp.cli.predict.probabilities, []
 
     def decode(img: Image.Image) -> Image.Image:
         if img.size == (30, 30):
@@ -259,7 +259,7 @@ def test_running_out_of_memory_is_one_line_per_image(trained: dict, tmp_path: Pa
         return forward(model, pixels)
 
     monkeypatch.setattr(ImageOps, "exif_transpose", decode)
-    monkeypatch.setattr(mlp.predict, "probabilities", predict_proba)
+    monkeypatch.setattr(mlp.cli.predict, "probabilities", predict_proba)
     status, out, err = predict("--checkpoint", str(trained["path"]), *map(str, files),
                                capsys=capsys)
     assert status == 1

@@ -3,7 +3,7 @@
 ``main`` is the console script's entry point; :data:`~mlp.cli.app.COMMANDS` is the registry of
 sub-commands. Modules: ``parser`` (options), ``settings`` (defaults, presets, ``--resume``
 rules), ``outputs`` (output files, their checks and locks), ``resources`` (memory, threads),
-``report`` (what a run prints), ``train``, ``evaluate``, ``info``, ``bench``.
+``report`` (what a run prints), ``train``, ``evaluate``, ``predict``, ``info``, ``bench``.
 """
 
 from typing import Any

@@ -68,13 +68,13 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..predict import run
+    from .predict import run
 
     return run(args)
 
 
 def _add_predict(parser: argparse.ArgumentParser) -> None:
-    from ..predict import add_arguments
+    from .predict import add_arguments
 
     add_arguments(parser)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from ..schema import HEADER
+
 WIDTH = 80
 
 
@@ -15,9 +17,9 @@ def plural(n: int, word: str) -> str:
 
 def header_lines(model: Any, settings: dict[str, Any], steps_per_epoch: int,
                  threads: int | None = None, ranks: int | None = None) -> list[str]:
-    """The run in words. The first line starts with ``MLP ``; ``ranks``: a distributed run's
-    processes (``threads`` is then per rank)."""
-    s = settings
+    """The run in words: the model, where it runs, then the phrase of each setting of
+    :data:`mlp.schema.HEADER` that ``settings`` show, in that order. The first line starts with
+    ``MLP ``; ``ranks``: a distributed run's processes (``threads`` is then per rank)."""
     backend = model.backend
     parts = [
         f"MLP {'-'.join(map(str, model.sizes))}",
@@ -26,26 +28,16 @@ def header_lines(model: Any, settings: dict[str, Any], steps_per_epoch: int,
         f"{model.dtype_name} on {backend.name}:{backend.device}"
         + (f" ({plural(threads, 'thread')}{' each' if ranks else ''})" if threads else ""),
         *([f"data-parallel over {plural(ranks, 'rank')}"] if ranks else []),
-        f"{s['dataset']}",
-        f"{plural(s['epochs'], 'epoch')} of {plural(steps_per_epoch, 'step')}",
-        f"batch {s['batch_size']}",
-        f"seed {s['seed']}",
-        f"{s['optimizer']} lr {s['lr']:g}"
-        + (f" momentum {s['momentum']:g}" if s["optimizer"] == "momentum" else ""),
-        f"weight decay {s['weight_decay']:g}",
-        f"{s['schedule']} schedule"
-        + (f" with {plural(s['warmup'], 'warm-up step')}" if s["schedule"] == "warmup-cosine"
-           else ""),
-        f"dropout {s['dropout']:g}",
     ]
-    if s["loss"] == "softmax-xent":
-        parts.append(f"label smoothing {s['label_smoothing']:g}")
-    else:
-        parts.append(f"loss {s['loss']}")
-    if s["init"] is not None:
-        parts.append(f"{s['init']} init")
-    if s["output"] != "logits" or not s["output_bias"]:
-        parts.append(f"{s['output']} output{'' if s['output_bias'] else ' without bias'}")
+    steps = plural(steps_per_epoch, "step")
+    for setting in HEADER:
+        phrase = setting.phrase(settings, steps=steps)
+        if phrase is None:
+            continue
+        if phrase.startswith(" "):
+            parts[-1] += phrase
+        else:
+            parts.append(phrase)
     return pack(parts)
 
 

@@ -28,8 +28,8 @@ from typing import Any, TextIO
 
 import backends
 
-from .errors import CheckpointError, UsageError
-from .images import SIZE, ImageError, read_digit, shown
+from ..errors import CheckpointError, UsageError
+from ..images import SIZE, ImageError, read_digit, shown
 
 
 def _top(text: str) -> int:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         CheckpointError: the checkpoint cannot be used (the caller prints it as one line).
         UsageError: the backend or device cannot be used.
     """
-    from . import checkpoint
+    from .. import checkpoint
 
     ckpt = checkpoint.load(args.checkpoint, parameters_only=True)
     inputs = ckpt.config["sizes"][0]
