@@ -133,8 +133,8 @@ def breakdown(model: MLP, images: Any, labels: Any, batch: int, steps: int,
 
     def whole_step(b: int) -> None:
         x, y = gather(indices(b))
-        loss = model.train_step(x, y)
-        bookkeeping(model.last_output, y, loss)
+        loss, out = model.eager_step(x, y)  # train_step's own step, returning the outputs
+        bookkeeping(out, y, loss)
 
     per_phase: dict[str, list[float]] = {name: [] for name in (*PHASES, STEP)}
     step_no = 0

@@ -18,13 +18,15 @@ _EXPORTS = {
     **dict.fromkeys(("GELU", "Dropout", "Layer", "LeakyReLU", "Linear", "ReLU", "Sequential",
                      "Sigmoid", "Softmax", "Tanh"), "layers"),
     **dict.fromkeys(("MSE", "CrossEntropy", "SoftmaxCrossEntropy"), "losses"),
-    **dict.fromkeys(("MLP", "build_layers"), "model"),
+    "MLP": "fitting",
+    "Network": "model",
+    "build_layers": "architecture",
     **dict.fromkeys(("SGD", "Adam", "AdamW", "Optimizer"), "optimizers"),
     **dict.fromkeys(("Constant", "Cosine", "LinearWarmup", "StepDecay"), "schedules"),
     "Trainer": "train",
 }
-_SUBMODULES = ("checkpoint", "data", "train", "images", "layers", "losses", "model",
-               "optimizers", "schedules")
+_SUBMODULES = ("architecture", "checkpoint", "data", "train", "images", "layers", "losses",
+               "model", "optimizers", "schedules", "steps")
 
 __all__ = [*sorted(_EXPORTS), "checkpoint", "data", "train"]
 

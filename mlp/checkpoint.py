@@ -34,10 +34,11 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from .architecture import parameter_shapes
 from .errors import CheckpointError
 from .files import atomic_write, open_regular
+from .fitting import MLP
 from .losses import LOSSES, loss_from_config
-from .model import MLP, parameter_shapes
 from .optimizers import OPTIMIZERS, optimizer_from_config
 from .validate import Invalid, cap, check_keys, check_rng, check_value, few, short
 from .validate import validate_train_state as _validate_train_state
@@ -401,7 +402,7 @@ def restore(checkpoint_or_path: Checkpoint | str | os.PathLike[str], backend: An
     """Rebuild the saved model on ``backend``/``device``: parameters, optimizer buffers and
     update count, and the model's random state (dropout masks) exactly, so training goes on as
     if uninterrupted, on any backend. ``fast`` and ``host_masks`` are as for
-    :class:`~mlp.model.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
+    :class:`~mlp.MLP` (``host_masks=True`` on both sides keeps the dropout masks of a run
     moved between a GPU and another backend the same); the step it runs is the caller's choice
     (:func:`mlp.steps.choose`).
 

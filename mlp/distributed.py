@@ -30,7 +30,6 @@ from backends.collectives import Communicator, communicator, launcher_size
 
 from ._xp import Array
 from .errors import MLPError, StopRequested, TrainingError
-from .layers import Dropout
 
 __all__ = ["Distributed", "DistributedError", "DriftError", "launcher_ranks"]
 
@@ -92,21 +91,17 @@ class Distributed:
 
     # --- the step ----------------------------------------------------------------------------
 
-    def train_step(self, model: Any, x: Array, y: Array, n_global: int, seed: int) -> Array:
+    def train_step(self, model: Any, x: Array, y: Array, n_global: int,
+                   seed: int) -> tuple[Array, Array]:
         """Forward, loss and backward on this rank's rows ``x (n, D)``, ``y (n,)`` of a global
         batch of ``n_global``; the gradient summed over ranks; one optimizer update. Returns
-        this rank's batch loss (0-d, before the update; 0 for no rows) and leaves the outputs
-        in ``model.last_output``."""
+        this rank's batch loss (0-d, before the update; 0 for no rows) and outputs."""
         xp, store, n = model.xp, model.store, int(x.shape[0])
         self._reseed_dropout(model, seed)
         if n == 0:  # fewer rows than ranks in the last batch: this rank adds nothing
             loss = xp.zeros((), dtype=model.dtype, device=model.backend.device)
             out = xp.zeros((0, model.sizes[-1]), dtype=model.dtype, device=model.backend.device)
-            zeros = xp.zeros((store.size,), dtype=model.dtype, device=model.backend.device)
-            if store.grad is not None:
-                store.grad[...] = zeros
-            else:
-                self._set_layer_grads(model, zeros)
+            store.set_grad(xp.zeros((store.size,), dtype=model.dtype, device=model.backend.device))
             self._sum_grads(model)
         else:
             share = model.loss_weight(n) / model.loss_weight(n_global)
@@ -116,14 +111,13 @@ class Distributed:
                 loss, out = model.gradients(x, y, share)
                 self._sum_grads(model)
         model.optimizer.step()
-        model.last_output = out
-        return loss
+        return loss, out
 
     def _sum_grads(self, model: Any) -> None:
         store = model.store
         summed = self.comm.allreduce_(store.flat_grad())
         if store.grad is None:  # the portable path gathers the layers' gradients again
-            self._set_layer_grads(model, summed)
+            store.set_grad(summed)
 
     def _gradients_overlapped(self, model: Any, x: Array, y: Array,
                               share: float) -> tuple[Array, Array]:
@@ -142,29 +136,14 @@ class Distributed:
         return loss, out
 
     def _layer_ranges(self, model: Any) -> dict[int, tuple[int, int]]:
-        """Layer index -> its ``[a, b)`` in the flat buffer (a layer's parameters are
-        contiguous: names are ``"<layer>.<key>"`` in buffer order)."""
         if self._ranges is None:
-            ranges: dict[int, tuple[int, int]] = {}
-            for name, a, b, _ in _slots(model.store):
-                i = int(name.split(".", 1)[0])
-                ranges[i] = (ranges.get(i, (a, b))[0], b)
-            self._ranges = ranges
+            self._ranges = model.store.layer_ranges()
         return self._ranges
 
-    @staticmethod
-    def _set_layer_grads(model: Any, flat: Array) -> None:
-        xp = model.xp
-        for name, a, b, shape in _slots(model.store):
-            i, key = name.split(".", 1)
-            model.layers[int(i)].grads[key] = xp.reshape(flat[a:b], shape)
-
     def _reseed_dropout(self, model: Any, seed: int) -> None:
-        drops = [layer for layer in model.layers if isinstance(layer, Dropout)]
-        if drops:
-            rng = model.backend.rng([int(seed), self.rank, int(model.optimizer.steps)])
-            for layer in drops:
-                layer.rng = rng
+        if model.dropout:
+            model.use_dropout_rng(
+                model.backend.rng([int(seed), self.rank, int(model.optimizer.steps)]))
 
     # --- agreement ---------------------------------------------------------------------------
 
@@ -239,14 +218,3 @@ class Distributed:
             self.comm.abort(130 if isinstance(exc, KeyboardInterrupt) else 1)
             raise
 
-
-def _slots(store: Any) -> Iterator[tuple[str, int, int, tuple[int, ...]]]:
-    """``(name, a, b, shape)`` of every parameter in the store's flat buffer order."""
-    import math
-
-    a = 0
-    for name in store.names:
-        shape = store.shapes[name]
-        b = a + math.prod(shape)
-        yield name, a, b, shape
-        a = b

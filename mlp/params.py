@@ -97,6 +97,24 @@ class ParameterStore:
                 layer.grads[key] = self._grad_views[name]
         return self.grad if self.grad is not None else self.backend.ops.concat_flat(parts)
 
+    def set_grad(self, flat: Array) -> None:
+        """Make ``flat`` (``(size,)``) the gradient the next update reads: copied into the
+        gradient vector where there is one, else cut into every layer's ``grads``."""
+        if self.grad is not None:
+            self.grad[...] = flat
+            return
+        for _, layer, key, a, b, shape in self._slots:
+            layer.grads[key] = self.xp.reshape(flat[a:b], shape)
+
+    def layer_ranges(self) -> dict[int, tuple[int, int]]:
+        """Layer index -> the ``[a, b)`` its parameters span in the flat vectors (a layer's
+        parameters are contiguous)."""
+        ranges: dict[int, tuple[int, int]] = {}
+        for name, _, _, a, b, _ in self._slots:
+            i = int(name.split(".", 1)[0])
+            ranges[i] = (ranges.get(i, (a, b))[0], b)
+        return ranges
+
     def named(self) -> dict[str, Array]:
         """Parameter name -> array (views into ``flat``)."""
         return self._views(self.flat)

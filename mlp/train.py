@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 from backends.ops import Buffers
 
 from ._xp import Array
+from .checks import count_argument
 from .distributed import Distributed
 from .errors import StopRequested, TrainingError
 from .inputs import PIXEL_SCALE, DeviceData
+from .metrics import Totals
 from .steps import choose
 
 if TYPE_CHECKING:
-    from .model import MLP
+    from .model import Network
 
 __all__ = ["PIXEL_SCALE", "DeviceData", "StopRequested", "TrainState", "Trainer"]
 
@@ -78,7 +80,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: MLP,
+        model: Network,
         train: DeviceData,
         test: DeviceData | None,
         batch_size: int = 128,
@@ -90,8 +92,7 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         distributed: Distributed | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size, epochs = count_argument("batch_size", batch_size), int(epochs)
         self.distributed = distributed
         if distributed is not None:
             if batch_size < distributed.size:
@@ -102,7 +103,7 @@ class Trainer:
         if distributed is None and model.step is None:
             choose(model)  # compiled where the backend compiles (JAX), else eager
         self.model, self.train, self.test = model, train, test
-        self.batch_size, self.epochs = int(batch_size), int(epochs)
+        self.batch_size, self.epochs = batch_size, epochs
         self.shuffle_rng = model.backend.rng(seed)
         self.state = state if state is not None else TrainState()
         if self.state.shuffle_state is None:
@@ -137,9 +138,10 @@ class Trainer:
         yb = ops.take_rows(y, idx, out=buffers.get(ops, "y", (n,), y.dtype))
         return xb, yb, n_global
 
-    def _step(self, xb: Array, yb: Array, n_global: int) -> Array:
+    def _step(self, xb: Array, yb: Array, n_global: int) -> tuple[Array, Array]:
+        """The model's step on this rank's batch: its loss and outputs."""
         if self.distributed is None:
-            return self.model.train_step(xb, yb)
+            return (self.model.step or self.model.eager_step)(xb, yb)
         return self.distributed.train_step(self.model, xb, yb, n_global, self.seed)
 
     def _poll(self, loss_sum: float = 0.0, correct: int = 0) -> tuple[bool, float, int]:
@@ -198,35 +200,27 @@ class Trainer:
 
     def _run_epoch(self, perm: Array) -> None:
         st, model = self.state, self.model
-        xp, to_numpy = model.xp, model.backend.to_numpy
         total = self.steps_per_epoch
         bar = None
         if self.progress is not None:
             bar = self.progress(total=total, initial=st.batch, desc=f"epoch {st.epoch + 1}")
-        loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
-        correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
+        totals = Totals(model.backend, model.dtype)
         pending = 0  # steps whose loss is not yet checked on the host
-
-        def read() -> tuple[float, int]:
-            return float(to_numpy(loss_acc)), int(to_numpy(correct_acc))
-
         start = time.perf_counter()
         try:
             for b in range(st.batch, total):
                 xb, yb, n_global = self._batch(perm, b)
                 n = xb.shape[0]
-                loss = self._step(xb, yb, n_global)
-                hits = xp.sum(xp.astype(xp.argmax(model.last_output, axis=1) == yb, xp.int64))
-                loss_acc = loss_acc + loss * model.loss_weight(n)
-                correct_acc = correct_acc + hits
+                loss, out = self._step(xb, yb, n_global)
+                totals.add(loss, model.loss_weight(n), out, yb)
                 st.seen += n_global
                 st.batch = b + 1
                 pending += 1
                 check = pending >= self.check_every or b + 1 == total
-                stop, loss_sum, correct = self._poll(*(read() if check else (0.0, 0)))
+                stop, loss_sum, correct = self._poll(*(totals.read() if check else (0.0, 0)))
                 if stop and not check:
                     check = True
-                    stop, loss_sum, correct = self._poll(*read())
+                    stop, loss_sum, correct = self._poll(*totals.read())
                 if check:
                     if not math.isfinite(loss_sum):
                         raise TrainingError(
@@ -237,8 +231,6 @@ class Trainer:
                         )
                     st.loss_sum += loss_sum
                     st.correct += correct
-                    loss_acc = xp.zeros((), dtype=model.dtype, device=model.backend.device)
-                    correct_acc = xp.zeros((), dtype=xp.int64, device=model.backend.device)
                     pending = 0
                     if bar is not None:
                         bar.set_postfix_str(f"loss {st.loss_sum / st.seen:.4f}", refresh=False)

@@ -27,10 +27,10 @@ import mlp
 from backends import BackendError
 from mlp import checkpoint as ck
 from mlp import files
+from mlp.architecture import parameter_shapes
 from mlp.checkpoint import Checkpoint, load, restore, save
 from mlp.errors import CheckpointError
 from mlp.losses import SoftmaxCrossEntropy
-from mlp.model import parameter_shapes
 from mlp.optimizers import SGD, Adam, AdamW
 from mlp.schedules import Cosine, LinearWarmup, StepDecay
 from mlp.train import TrainState

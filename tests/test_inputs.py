@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlp import MLP
+from mlp import MLP, checks
 
 SIZES = [6, 5, 4]
 
@@ -58,8 +58,8 @@ def test_fit_checks_the_inputs_once_per_call(monkeypatch: pytest.MonkeyPatch) ->
     x, y = _data()
     model = _model()
     calls: list[tuple[int, ...]] = []
-    check = model._check_values
-    monkeypatch.setattr(model, "_check_values",
+    check = checks.check_set
+    monkeypatch.setattr(checks, "check_set",
                         lambda a, *args: (calls.append(tuple(a.shape)), check(a, *args)))
     model.fit(x, y, epochs=2, batch_size=8)
     assert calls == [x.shape]

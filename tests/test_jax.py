@@ -122,8 +122,9 @@ def _run(b, jit, optimizer, dropout, dtype, batches):
     to_numpy = b.to_numpy
     losses, outputs = [], []
     for x, y in batches:
-        losses.append(float(to_numpy(model.train_step(x, y))))
-        outputs.append(np.array(to_numpy(model.last_output)))
+        loss, out = model.step(x, y)
+        losses.append(float(to_numpy(loss)))
+        outputs.append(np.array(to_numpy(out)))
     state = {k: np.array(to_numpy(v)) for k, v in model.optimizer.state().items()}
     return model, np.array(losses), np.array(outputs), to_numpy(model.store.flat), state
 

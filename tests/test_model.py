@@ -356,7 +356,7 @@ def test_model_uses_the_backend_it_is_given(backend):
     dict(sizes=[4, 3, 2], output_bias=False, init="normal"),
 ], ids=["default", "softmax-dropout", "one-layer", "no-output-bias"])
 def test_parameter_shapes_are_the_models(config, numpy_backend):
-    from mlp.model import build_layers, parameter_shapes
+    from mlp.architecture import build_layers, parameter_shapes
 
     model = MLP(**config, backend=numpy_backend)
     assert parameter_shapes(model.config()) == model.store.shapes
@@ -366,7 +366,7 @@ def test_parameter_shapes_are_the_models(config, numpy_backend):
 
 
 def test_build_layers_validates_like_the_model():
-    from mlp.model import build_layers
+    from mlp.architecture import build_layers
 
     for kwargs, message in (
         (dict(sizes=[4]), "at least two positive widths"),

@@ -10,7 +10,7 @@ and batches of 2000 makes an epoch 30 steps.
 Two kinds of interrupt are used. An *external* signal is sent once the process has printed its
 model line (printed after the signal handlers are installed), to a run of 50 epochs, so it
 always lands early in the run. A *self-signal* comes from a launcher script that wraps
-``MLP.train_step`` to send the signal to its own process after a chosen step and then runs
+the network's eager step to send the signal to its own process after a chosen step and then runs
 ``python -m mlp`` unchanged (via ``runpy``): the stop lands on an exact step, e.g. inside the
 second epoch.
 """
@@ -42,7 +42,8 @@ from safetensors.numpy import save_file
 
 from mlp import checkpoint
 from mlp.cli import main
-from mlp.model import MLP
+from mlp.fitting import MLP
+from mlp.model import Network
 
 STEPS = 30  # steps per epoch: 60000 images in batches of 2000
 SMALL = ("--dataset", "mnist", "--hidden", "16", "--batch-size", "2000")
@@ -59,24 +60,24 @@ import os
 import runpy
 import sys
 
-from mlp.model import MLP
+from mlp.model import Network
 
 stop_at, signum = int(sys.argv[1]), int(sys.argv[2])
 sys.argv = ["mlp", *sys.argv[3:]]
-original = MLP.train_step
+original = Network.eager_step
 steps = 0
 
 
-def train_step(self, x, y):
+def eager_step(self, x, y):
     global steps
-    loss = original(self, x, y)
+    result = original(self, x, y)
     steps += 1
     if steps == stop_at:
         os.kill(os.getpid(), signum)
-    return loss
+    return result
 
 
-MLP.train_step = train_step
+Network.eager_step = eager_step
 runpy.run_module("mlp", run_name="__main__", alter_sys=True)
 '''
 
@@ -418,20 +419,20 @@ def test_divergence_error_is_the_only_stderr_output(
 
 def _nan_from_step(monkeypatch: pytest.MonkeyPatch, step: int,
                    on_nan=None) -> None:
-    """Make ``MLP.train_step`` return NaN from overall step ``step`` on."""
-    original = MLP.train_step
+    """Make the network's eager step return a NaN loss from overall step ``step`` on."""
+    original = Network.eager_step
     count = {"steps": 0}
 
-    def train_step(self, x, y):
-        loss = original(self, x, y)
+    def eager_step(self, x, y):
+        loss, out = original(self, x, y)
         count["steps"] += 1
         if count["steps"] >= step:
             if on_nan is not None and count["steps"] == step:
                 on_nan()
-            return loss * float("nan")
-        return loss
+            return loss * float("nan"), out
+        return loss, out
 
-    monkeypatch.setattr(MLP, "train_step", train_step)
+    monkeypatch.setattr(Network, "eager_step", eager_step)
 
 
 def test_nan_in_second_epoch_keeps_first_epoch_checkpoint(
@@ -1003,7 +1004,7 @@ def as_nobody() -> Iterator[tuple[Callable[..., subprocess.CompletedProcess[str]
         pytest.skip(f"this Python cannot run as user 65534: {probe.stderr.strip()[:200]}")
     folder = Path(tempfile.mkdtemp(prefix="mlp-nobody-"))
     folder.chmod(0o755)
-    cache = folder / "numba-cache"  # compiled kernels need a cache folder nobody can write
+    cache = folder / "numba-cache"  # the Numba kernels need a cache folder nobody can write
     cache.mkdir(mode=0o777)
     cache.chmod(0o777)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mlp import checkpoint
+from mlp.checks import count_argument
 from mlp.cli import main
 from mlp.cli.app import build_parser
 from mlp.cli.settings import DEFAULTS, FIXED, SETTINGS, STORED, build_model, validate_settings
@@ -21,7 +22,6 @@ from mlp.cli.train import plan
 from mlp.errors import CheckpointError
 from mlp.layers.dropout import Dropout
 from mlp.losses import SoftmaxCrossEntropy
-from mlp.model import count_argument
 from mlp.optimizers import SGD, Adam, AdamW
 from mlp.schedules import LinearWarmup
 from mlp.schema import SETTINGS as DEFINITIONS

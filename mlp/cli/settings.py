@@ -17,11 +17,11 @@ from typing import Any
 import backends
 
 from .. import losses, optimizers, schedules
+from ..architecture import OUTPUTS
 from ..data import DATASETS
 from ..errors import CheckpointError, UsageError
 from ..layers.activations import ACTIVATIONS
 from ..layers.linear import INITS
-from ..model import OUTPUTS
 from ..schema import Setting, is_number, parse_hidden, with_choices
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -210,7 +210,7 @@ def build_schedule(settings: dict[str, Any], steps_per_epoch: int) -> schedules.
 def build_model(settings: dict[str, Any], num_features: int, num_classes: int,
                 steps_per_epoch: int) -> Any:
     """An :class:`~mlp.MLP` with loss, optimizer and schedule as ``settings`` say."""
-    from ..model import MLP
+    from ..fitting import MLP
 
     optimizer = OPTIMIZER_CHOICES[settings["optimizer"]].build(
         settings, build_schedule(settings, steps_per_epoch))

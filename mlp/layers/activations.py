@@ -24,6 +24,21 @@ class ReLU(Layer):
         out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
         return ops.relu_grad(grad, self._y, out=out)
 
+    def forward_biased(self, ops: GenericOps, x: Array, b: Array, out: Array | None) -> Array:
+        """``forward(x + b)`` for ``x (N, D)``, ``b (D,)`` in one pass into ``out``
+        (:meth:`backends.GenericOps.bias_relu`): the bias of the :class:`~mlp.layers.Linear`
+        before this layer, fused with it."""
+        self._y = ops.bias_relu(x, b, out=out)
+        return self._y
+
+    def backward_summed(self, ops: GenericOps, grad: Array,
+                        sums: Array | None) -> tuple[Array, Array]:
+        """``backward(grad)`` and its column sums ``(D,)`` (the bias gradient of the layer
+        before) in one pass (:meth:`backends.GenericOps.relu_grad_sum`; ``sums``: where to
+        write them)."""
+        out = self._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
+        return ops.relu_grad_sum(grad, self._y, out=out, sums=sums)
+
 
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``alpha * x``."""

@@ -36,6 +36,7 @@ class Dropout(Layer):
         self.host_masks = bool(host_masks)
         self._keep: Array | None = None
         self._u: Array | None = None
+        self._fed: Array | None = None
 
     def build(self, backend: Any, rng: Any, dtype: Any = "float32") -> Dropout:
         if self.rng is None:
@@ -56,9 +57,16 @@ class Dropout(Layer):
             return self.backend.keep_mask(rng, shape, self.rate, on_device=on_device)
         return rng.random(shape) >= self.rate
 
-    def forward(self, x: Array, train: bool = False, keep: Array | None = None) -> Array:
-        """``keep``: the mask to apply, a boolean array like ``x`` (default: the next
-        :meth:`draw_keep`, moved to ``x``'s device); a compiled step passes it in."""
+    def feed(self, keep: Array) -> None:
+        """The mask the next training forward applies instead of drawing one: a boolean array
+        like its input, true where a unit is kept (a compiled step draws the masks outside
+        the compiled function, with :meth:`draw_keep`, and passes them in)."""
+        self._fed = keep
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        """Training: the fed mask (:meth:`feed`), or else the next :meth:`draw_keep`, moved to
+        ``x``'s device."""
+        keep, self._fed = self._fed, None
         self._keep = self._u = None
         if not train or self.rate == 0.0:
             return x

@@ -86,15 +86,13 @@ class Linear(Layer):
         :meth:`backward_relu`."""
         ops = self._ops(x)
         out, y = self._product(ops, x)
-        relu._y = ops.bias_relu(y, self.params["b"], out=out)
-        return relu._y
+        return relu.forward_biased(ops, y, self.params["b"], out)
 
     def backward_relu(self, grad: Array, relu: ReLU) -> Array | None:
         """``self.backward(relu.backward(grad))`` with the ReLU's backward and the bias
         gradient in one pass (:meth:`backends.GenericOps.relu_grad_sum`)."""
         ops = self._ops(grad)
-        out = relu._buffers.get(ops, "dx", tuple(grad.shape), grad.dtype)
-        grad, bias_grad = ops.relu_grad_sum(grad, relu._y, out=out, sums=self.grads.get("b"))
+        grad, bias_grad = relu.backward_summed(ops, grad, self.grads.get("b"))
         return self._backward_product(ops, grad, bias_grad)
 
     def _product(self, ops: GenericOps, x: Array) -> tuple[Array | None, Array]:

@@ -1,32 +1,31 @@
 """The ways of running a model's training step, each a small module over the model's
-:meth:`~mlp.MLP.gradients` and its optimizer's update rule (:mod:`mlp.optimizers`):
+:meth:`~mlp.model.Network.gradients` and its optimizer's update rule (:mod:`mlp.optimizers`):
 
-- eager: the model's own :meth:`~mlp.MLP.eager_step`, the gradients and then one update;
+- eager: the model's own :meth:`~mlp.model.Network.eager_step`, the gradients, then one update;
 - compiled (:mod:`mlp.steps.compiled`): the whole step as one ``jax.jit`` function;
 - captured (:mod:`mlp.steps.captured`): the step recorded once as a CUDA graph and replayed;
 - data-parallel (:mod:`mlp.distributed`): the allreduce of the gradient between the two.
 
 The step is the caller's choice: :func:`choose` installs one as ``model.step``, which
-:meth:`~mlp.MLP.train_step` then runs (the command line, :class:`~mlp.train.Trainer` and
-:func:`~mlp.checkpoint.restore` call it; so can a user).
+:meth:`~mlp.model.Network.train_step` then runs (the command line and
+:class:`~mlp.train.Trainer` call it; so can a user).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .captured import GraphStep
 from .compiled import CompiledStep, compiled_step
 
 if TYPE_CHECKING:
-    from ..model import MLP
+    from ..model import Network, Step
 
 __all__ = ["CompiledStep", "GraphStep", "choose"]
 
 
-def choose(model: MLP, jit: bool | None = None,
-           cuda_graph: bool = False) -> Callable[[Any, Any], Any]:
+def choose(model: Network, jit: bool | None = None,
+           cuda_graph: bool = False) -> Step:
     """Install on ``model`` the step it runs, and return it: compiled with ``jit=True`` (a
     ``ValueError`` where the backend does not compile or the optimizer has no update rule), and
     with ``jit=None`` wherever it can be (JAX); captured with ``cuda_graph=True`` (a

@@ -35,10 +35,10 @@ from ..layers import Dropout
 from .compiled import not_built_in, settings_of
 
 if TYPE_CHECKING:
-    from ..model import MLP
+    from ..model import Network
 
 
-def unsupported(model: MLP) -> str | None:
+def unsupported(model: Network) -> str | None:
     """Why ``model``'s step cannot be captured as a CUDA graph, or ``None`` when it can."""
     reason = getattr(model.backend, "capture_unsupported", None) or not_built_in(
         model, "a captured step")
@@ -67,15 +67,15 @@ class GraphStep:
     """``model.train_step`` as a replayed CUDA graph (see the module docstring).
 
     Calling it does what the eager step does, with the same numbers: it updates the
-    parameters, the optimizer's state and update count, and ``model.last_output``, and returns
-    the batch loss as a 0-d array. ``captures`` and ``replays`` count the graphs captured and
+    parameters, the optimizer's state and update count, and returns the batch loss (0-d) and
+    outputs (a :data:`~mlp.model.Step`). ``captures`` and ``replays`` count the graphs captured and
     the steps that replayed one.
 
     Raises:
         ValueError: the model's step cannot be captured (see :func:`unsupported`).
     """
 
-    def __init__(self, model: MLP) -> None:
+    def __init__(self, model: Network) -> None:
         reason = unsupported(model)
         if reason is not None:
             raise ValueError(f"cannot capture the training step as a CUDA graph: {reason}")
@@ -85,7 +85,7 @@ class GraphStep:
         self.captures = 0
         self.replays = 0
 
-    def __call__(self, x: Array, y: Array) -> Array:
+    def __call__(self, x: Array, y: Array) -> tuple[Array, Array]:
         model = self.model
         opt = model.optimizer
         if opt.steps == 0:
@@ -103,8 +103,7 @@ class GraphStep:
         cap.replay()
         self.replays += 1
         opt.steps += 1
-        model.last_output = cap.out
-        return cap.loss
+        return cap.loss, cap.out
 
     def _arrays(self) -> tuple[Array, ...]:
         model = self.model
@@ -131,9 +130,7 @@ class GraphStep:
         saved = [xp.asarray(a, copy=True) for a in arrays]
 
         def step() -> tuple[Array, Array]:
-            out = model.layers.forward(static_x, train=True)
-            loss = model.loss.forward(out, static_y)
-            model.layers.backward(model.loss.backward())
+            loss, out = model.gradients(static_x, static_y)
             p, new_state = opt.update(model.ops, flat, store.flat_grad(), tuple(state),
                                       tuple(scalars))
             for old, new in zip(arrays, (p, *new_state), strict=True):

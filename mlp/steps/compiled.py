@@ -31,19 +31,19 @@ from ..losses import LOSSES
 from ..optimizers import Optimizer
 
 if TYPE_CHECKING:
-    from ..model import MLP
+    from ..model import Network
 
 State = tuple[Array, ...]
 
 
-def unsupported(model: MLP) -> str | None:
+def unsupported(model: Network) -> str | None:
     """Why ``model``'s step cannot be compiled, or ``None`` when it can."""
     if getattr(model.backend, "jit", None) is None:
         return f"backend {model.backend.name!r} does not compile steps (use --backend jax)"
     return not_built_in(model, "the compiled step")
 
 
-def not_built_in(model: MLP, step: str) -> str | None:
+def not_built_in(model: Network, step: str) -> str | None:
     """Why ``step`` (a compiled or captured step) cannot take ``model``'s optimizer or loss:
     the optimizer must follow the update protocol (:meth:`~mlp.optimizers.Optimizer.update`),
     the loss be a built-in one."""
@@ -63,7 +63,7 @@ def settings_of(opt: Optimizer) -> str:
     return json.dumps(opt.config(), sort_keys=True, default=str)
 
 
-def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
+def compiled_step(model: Network, jit: bool | None) -> CompiledStep | None:
     """The compiled step for ``model``: with ``jit=None`` where the backend compiles and the
     loss and optimizer allow it, with ``True`` always (a ``ValueError`` where it cannot), with
     ``False`` never (``None``)."""
@@ -75,17 +75,16 @@ def compiled_step(model: MLP, jit: bool | None) -> CompiledStep | None:
 class CompiledStep:
     """``model.train_step`` as one compiled function (see the module docstring).
 
-    Calling it does what the eager step (:meth:`~mlp.MLP.eager_step`) does: it updates the
-    model's parameters,
-    the optimizer's state and update count, and ``model.last_output``, and returns the batch
-    loss as a 0-d array. The layers keep no gradients afterwards (they stay inside the
-    compiled function).
+    Calling it does what the eager step (:meth:`~mlp.model.Network.eager_step`) does: it
+    updates the model's parameters, the optimizer's state and update count, and returns the
+    batch loss (0-d) and outputs (a :data:`~mlp.model.Step`). The layers keep no gradients
+    afterwards (they stay inside the compiled function).
 
     Raises:
         ValueError: the model's step cannot be compiled (see :func:`unsupported`).
     """
 
-    def __init__(self, model: MLP) -> None:
+    def __init__(self, model: Network) -> None:
         reason = unsupported(model)
         if reason is not None:
             raise ValueError(f"cannot compile the training step: {reason}")
@@ -100,7 +99,7 @@ class CompiledStep:
             elif isinstance(layer, Dropout) and layer.rate:
                 self._dropouts.append((layer, width))
 
-    def __call__(self, x: Array, y: Array) -> Array:
+    def __call__(self, x: Array, y: Array) -> tuple[Array, Array]:
         """One step on ``x (N, sizes[0])`` in the model dtype and labels ``y`` (as for
         :meth:`~mlp.MLP.train_step`); returns the loss."""
         model = self.model
@@ -129,8 +128,7 @@ class CompiledStep:
         opt.keep(state)
         for layer in model.layers:
             layer.grads.clear()
-        model.last_output = out
-        return loss
+        return loss, out
 
     def _step(self, flat: Array, state: State, x: Array, y: Array, masks: tuple[Array, ...],
               hyper: tuple[float, ...], settings: str
@@ -139,15 +137,9 @@ class CompiledStep:
         update on placeholders."""
         model = self.model
         model.store.set_flat(flat)
-        masked = dict(zip((id(layer) for layer, _ in self._dropouts), masks, strict=True))
-        out = x
-        for layer in model.layers:
-            if id(layer) in masked:
-                out = layer.forward(out, train=True, keep=masked[id(layer)])
-            else:
-                out = layer.forward(out, train=True)
-        loss = model.loss.forward(out, y)
-        model.layers.backward(model.loss.backward())
+        for (layer, _), keep in zip(self._dropouts, masks, strict=True):
+            layer.feed(keep)
+        loss, out = model.gradients(x, y)
         flat, state = model.optimizer.update(model.ops, flat, model.store.flat_grad(), state,
                                              hyper)
         model.store.set_flat(flat)
