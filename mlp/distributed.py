@@ -104,7 +104,7 @@ class Distributed:
             store.set_grad(xp.zeros((store.size,), dtype=model.dtype, device=model.backend.device))
             self._sum_grads(model)
         else:
-            share = model.loss_weight(n) / model.loss_weight(n_global)
+            share = model.loss.sum_factor(n) / model.loss.sum_factor(n_global)
             if self.overlap and store.grad is not None:
                 loss, out = self._gradients_overlapped(model, x, y, share)
             else:

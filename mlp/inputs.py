@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._xp import Array
+from ._xp import Array, array_namespace
 from .checks import check_labels, check_rows
 
 #: Inputs of dtype uint8 are pixels 0..255, scaled by this factor to [0, 1].
@@ -28,6 +28,17 @@ def input_scale(xp: Any, dtype: Any) -> float:
     raise TypeError(f"inputs must be uint8 pixels or floating point, not {dtype}")
 
 
+def on_backend(backend: Any, x: Any) -> Array:
+    """``x`` as an array of ``backend``'s library: its own arrays pass through, host data
+    (NumPy arrays, lists) is copied onto its device."""
+    try:
+        if array_namespace(x) is backend.xp:
+            return x
+    except TypeError:
+        pass
+    return backend.asarray(x)
+
+
 class DeviceData:
     """Inputs ``(N, D)`` and integer labels ``(N,)`` on the model's device.
 
@@ -44,8 +55,8 @@ class DeviceData:
 
     def __init__(self, model: Any, images: Any, labels: Any, which: str = "") -> None:
         with model.backend.activate():
-            self.x = model.to_device(images)
-            self.y = model.to_device(labels)
+            self.x = on_backend(model.backend, images)
+            self.y = on_backend(model.backend, labels)
         check_rows(self.x, model.sizes[0], f"{which}x", shape_name="inputs")
         self.n = int(self.x.shape[0])
         check_labels(self.y, self.n, model.xp)

@@ -66,6 +66,11 @@ class Loss:
     def _scale(self, n: int) -> float:
         return 1.0 / n if self.reduction == "mean" else 1.0
 
+    def sum_factor(self, n: int) -> float:
+        """Factor turning the loss of a batch of ``n`` samples into its sum over them (1 for a
+        summed loss)."""
+        return float(n) if self.reduction == "mean" else 1.0
+
     def forward(self, output: Array, target: Array) -> Array:
         raise NotImplementedError
 

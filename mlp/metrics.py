@@ -27,7 +27,7 @@ class Totals:
 
     def add(self, loss: Array, weight: float, outputs: Array, labels: Array) -> None:
         """One batch: its loss (0-d) times ``weight`` (the loss's batch factor, see
-        :meth:`~mlp.MLP.loss_weight`), and the rows of ``outputs (n, C)`` whose largest entry
+        :meth:`~mlp.losses.Loss.sum_factor`), and the rows of ``outputs (n, C)`` whose largest entry
         is at the integer label ``labels (n,)``."""
         xp = self.backend.xp
         self.loss = self.loss + loss * weight

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import backends
 
 from . import checks
-from ._xp import Array, array_namespace
+from ._xp import Array
 from .architecture import build_layers, default_init
-from .inputs import Converter, input_scale
+from .inputs import Converter, input_scale, on_backend
 from .layers import Dropout, Sequential, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
 from .metrics import Totals
@@ -203,29 +203,15 @@ class Network:
         for xb in self._converter.blocks(x, batch_size, scale):
             yb, n = y[i : i + xb.shape[0]], xb.shape[0]
             out = self.layers.forward(self._batch(xb))
-            totals.add(self.loss.forward(out, yb), self.loss_weight(n), out, yb)
+            totals.add(self.loss.forward(out, yb), self.loss.sum_factor(n), out, yb)
             i += n
         loss_sum, correct = totals.read()
         return {"loss": loss_sum / i, "accuracy": correct / i}
 
-    def loss_weight(self, batch: int) -> float:
-        """Factor turning a batch's loss into its sum over samples (1 for summed losses)."""
-        return float(batch) if self.loss.reduction == "mean" else 1.0
-
-    def to_device(self, x: Any) -> Array:
-        """``x`` as an array of the model's library: its own arrays pass through, host data
-        (NumPy arrays, lists) is copied onto its device."""
-        try:
-            if array_namespace(x) is self.xp:
-                return x
-        except TypeError:
-            pass
-        return self.backend.asarray(x)
-
     def _outputs(self, x: Any, batch_size: int) -> Iterator[Array]:
         """The network's outputs on the set ``x``, batch by batch (each valid until the next)."""
         batch_size = checks.count_argument("batch_size", batch_size)
-        x = self.to_device(x)
+        x = on_backend(self.backend, x)
         scale = None if x.dtype == self.dtype else input_scale(self.xp, x.dtype)
         checks.check_rows(x, self.sizes[0])
         checks.check_finite(x, self.backend)

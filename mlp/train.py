@@ -212,7 +212,7 @@ class Trainer:
                 xb, yb, n_global = self._batch(perm, b)
                 n = xb.shape[0]
                 loss, out = self._step(xb, yb, n_global)
-                totals.add(loss, model.loss_weight(n), out, yb)
+                totals.add(loss, model.loss.sum_factor(n), out, yb)
                 st.seen += n_global
                 st.batch = b + 1
                 pending += 1
