@@ -10,12 +10,14 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi"]
+nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi", "sklearn"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
 OLDEST_NUMPY = {"3.10": "1.25.0", "3.11": "1.25.0", "3.12": "1.26.0", "3.13": "2.1.0"}
 TORCH = "torch==2.13.0"
+# The oldest scikit-learn the sklearn extra allows, and the newest.
+SKLEARN = {"oldest": "scikit-learn==1.6.0", "newest": "scikit-learn"}
 
 
 def executed(report: Path) -> int:
@@ -24,13 +26,22 @@ def executed(report: Path) -> int:
     return sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
 
 
-def run_pytest(session: nox.Session, *args: str) -> None:
-    """Run pytest and fail the session when it executed no test at all."""
+def skipped(report: Path) -> int:
+    """Tests a JUnit report marks skipped (expected failures aside: JUnit files them there too)."""
+    return sum(1 for case in ET.parse(report).getroot().iter("testcase")
+               for skip in case.findall("skipped") if skip.get("type") != "pytest.xfail")
+
+
+def run_pytest(session: nox.Session, *args: str, skips: bool = True) -> None:
+    """Run pytest and fail the session when it executed no test at all (or, with
+    ``skips=False``, skipped any)."""
     report = Path(session.create_tmp()) / "junit.xml"
     session.run("python", "-m", "pytest", f"--junitxml={report}", *args, *session.posargs)
     ran = executed(report)
     if ran == 0:
         session.error("pytest ran no tests")
+    if not skips and skipped(report):
+        session.error(f"{skipped(report)} tests skipped: every one must run in this session")
     session.log(f"{ran} tests executed")
 
 
@@ -56,7 +67,7 @@ def torch(session: nox.Session) -> None:
     """The same suite with PyTorch (CPU) installed, so the torch backend runs too, and the slow
     end-to-end trainings on MNIST (the README's accuracy promises, its Python snippets)."""
     session.install(TORCH)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,sklearn]")  # scikit-learn: the README's Pipeline example
     # A skip of a torch test is a failure here: this session exists to run them.
     session.env["MLP_REQUIRE_BACKENDS"] = "torch,array_api_strict"
     run_pytest(session, "-m", "not gpu and not mpi")
@@ -74,6 +85,20 @@ def jax(session: nox.Session) -> None:
     session.env["JAX_ENABLE_X64"] = "1"
     run_pytest(session, "-m", "not gpu and not slow and not mpi")
     run_pytest(session, "-m", "slow and not gpu", "tests/test_jax.py")
+
+
+@nox.session(python="3.11")
+@nox.parametrize("sklearn", ["oldest", "newest"])
+def sklearn(session: nox.Session, sklearn: str) -> None:
+    """The scikit-learn estimators under scikit-learn's own estimator checks, on the oldest and
+    the newest scikit-learn the extra allows, with array API dispatch on array-api-strict and
+    PyTorch (CPU); pandas for the checks that pass data frames. A skip is a failure here."""
+    session.install(TORCH)
+    session.install("-e", ".[test,sklearn]", "pandas")
+    session.install(SKLEARN[sklearn])
+    session.run("python", "-c", "import sklearn; print('scikit-learn', sklearn.__version__)")
+    session.env.update({"SCIPY_ARRAY_API": "1", "MLP_REQUIRE_BACKENDS": "torch,array_api_strict"})
+    run_pytest(session, "-m", "not gpu and not mpi", "tests/test_sklearn.py", skips=False)
 
 
 @nox.session(python="3.11")

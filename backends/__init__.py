@@ -43,6 +43,36 @@ def get(name: str | Backend | None = None, device: Any = None) -> Backend:
     return _cache[key]
 
 
+#: The name of an array library's namespace (as ``array_api_compat.array_namespace`` gives it)
+#: -> the backend that runs its arrays.
+NAMESPACES = {
+    "array_api_compat.numpy": "numpy", "numpy": "numpy",
+    "array_api_compat.torch": "torch",
+    "array_api_compat.cupy": "cupy", "cupy": "cupy",
+    "array_api_strict": "array_api_strict",
+    "jax.numpy": "jax", "array_api_compat.jax": "jax",
+}
+
+
+def for_array(x: Any) -> Backend:
+    """The backend of array ``x``: its library, on its device.
+
+    Raises:
+        BackendError: ``x`` is no array of a library a backend runs.
+    """
+    import array_api_compat
+
+    try:
+        xp = array_api_compat.array_namespace(x)
+    except TypeError:
+        raise BackendError(f"{type(x).__name__} is not an array of a known library") from None
+    name = NAMESPACES.get(xp.__name__)
+    if name is None:
+        raise BackendError(f"no backend runs arrays of {xp.__name__}: choose one of "
+                           f"{', '.join(NAMES)}")
+    return get(name, array_api_compat.device(x))
+
+
 def available() -> list[dict[str, Any]]:
     """One entry per backend: ``name``, ``ok``, ``version``, ``device``, ``dtypes`` and,
     when it cannot be used, ``error`` saying why and what to install."""
@@ -82,6 +112,6 @@ def cupy_distributions() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT", "DTYPES", "NAMES", "Backend", "BackendError", "GenericOps", "available",
-    "cupy_distributions", "get",
+    "DEFAULT", "DTYPES", "NAMES", "NAMESPACES", "Backend", "BackendError", "GenericOps",
+    "available", "cupy_distributions", "for_array", "get",
 ]

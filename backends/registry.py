@@ -232,7 +232,9 @@ def _strict(device: Any) -> Backend:
         dev,
         GenericOps(xp, dev),
         dtypes=_supported_dtypes(xp, dev),
-        to_numpy=numpy.from_dlpack,
+        # NumPy reads the default device's arrays only: another device's go there first.
+        to_numpy=lambda x: numpy.from_dlpack(x if x.device == info.default_device()
+                                             else x.to_device(info.default_device())),
         version=xp.__version__,
     )
 

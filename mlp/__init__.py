@@ -26,7 +26,7 @@ _EXPORTS = {
     "Trainer": "train",
 }
 _SUBMODULES = ("architecture", "checkpoint", "data", "train", "images", "layers", "losses",
-               "model", "optimizers", "schedules", "steps")
+               "model", "optimizers", "schedules", "sklearn", "steps")
 
 __all__ = [*sorted(_EXPORTS), "checkpoint", "data", "train"]
 

@@ -40,7 +40,8 @@ def build_layers(
 
     Args:
         sizes: layer widths, inputs first, e.g. ``[784, 512, 512, 10]``.
-        activation: one of ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``gelu``.
+        activation: one of ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``gelu``,
+            ``identity``.
         dropout: drop rate after each hidden activation (0 for none).
         init: ``he``, ``glorot`` or ``normal`` (see :class:`~mlp.layers.Linear`); default
             ``he`` for ReLU-like activations, ``glorot`` otherwise.

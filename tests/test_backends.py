@@ -514,3 +514,14 @@ def test_torch_cuda_without_a_gpu_says_no_cuda_device_not_install_a_cuda_build(m
     monkeypatch.setattr(torch.version, "cuda", None)
     with pytest.raises(BackendError, match="no CUDA device.*CPU-only build.*install a CUDA build"):
         _torch("cuda")
+
+
+def test_the_backend_of_an_array_is_its_library_on_its_device() -> None:
+    strict = pytest.importorskip("array_api_strict")
+    assert backends.for_array(np.zeros(3)).name == "numpy"
+    on_device1 = strict.asarray([1.0, 2.0], device=strict.Device("device1"))
+    found = backends.for_array(on_device1)
+    assert (found.name, found.device) == ("array_api_strict", strict.Device("device1"))
+    np.testing.assert_array_equal(found.to_numpy(on_device1), [1.0, 2.0])
+    with pytest.raises(backends.BackendError, match="list is not an array of a known library"):
+        backends.for_array([1.0, 2.0])

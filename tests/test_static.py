@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "mlp"
 BACKENDS = ROOT / "backends"
 
-#: Modules of mlp/ that work on host NumPy data (files, the command line, images, plots): they
-#: may import NumPy. Every other module of mlp/ is checked by the rules below.
-HOST_IO_MODULES = {"data.py", "checkpoint.py", "images.py", "plot.py", "__main__.py"}
+#: Modules of mlp/ that work on host NumPy data (files, the command line, images, plots, the
+#: scikit-learn estimators' labels and splits): they may import NumPy. Every other module of
+#: mlp/ is checked by the rules below.
+HOST_IO_MODULES = {"data.py", "checkpoint.py", "images.py", "plot.py", "__main__.py",
+                   "sklearn.py"}
 #: Packages of mlp/ on the host side likewise (the command line).
 HOST_IO_PACKAGES = {"cli"}
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}

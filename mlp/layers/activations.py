@@ -40,6 +40,16 @@ class ReLU(Layer):
         return ops.relu_grad_sum(grad, self._y, out=out, sums=sums)
 
 
+class Identity(Layer):
+    """``x`` unchanged (a linear network); its backward passes the gradient on."""
+
+    def forward(self, x: Array, train: bool = False) -> Array:
+        return x
+
+    def backward(self, grad: Array) -> Array:
+        return grad
+
+
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``alpha * x``."""
 
@@ -111,4 +121,5 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "sigmoid": Sigmoid,
     "tanh": Tanh,
     "gelu": GELU,
+    "identity": Identity,
 }

@@ -1,0 +1,507 @@
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+Drop-in counterparts of :mod:`sklearn.neural_network`'s estimators (the same parameter names and
+meanings where the concept exists, the same fitted attributes), trained by this project's
+network on any backend. Needs the ``sklearn`` extra (``pip install ".[sklearn]"``).
+
+Array API dispatch: with ``sklearn.set_config(array_api_dispatch=True)`` and ``backend="auto"``,
+``X`` and ``y`` from array-api-strict, PyTorch or CuPy stay in their library and on their device:
+the network trains on the matching backend, and the fitted arrays (``coefs_``,
+``intercepts_``, ``classes_``) and the outputs live there. Without dispatch, inputs are
+converted to NumPy as scikit-learn's own estimators convert them.
+
+Differences from scikit-learn's estimators:
+
+- ``solver``: ``"adam"`` and ``"sgd"`` (no ``"lbfgs"``); ``learning_rate``: ``"constant"``
+  only (``schedule=`` takes any :mod:`mlp.schedules` schedule instead); no ``power_t``,
+  ``max_fun``, ``sample_weight``.
+- ``alpha`` is applied as the optimizer's L2 weight decay ``alpha / batch_size``, as
+  scikit-learn scales it per batch, but to the intercepts too.
+- The classifier always ends in a softmax over ``len(classes_)`` outputs (two for a binary
+  problem; scikit-learn uses one logistic unit), so ``out_activation_`` is ``"softmax"``.
+  Multilabel targets are not supported.
+- The regressor's loss is the mean squared error over all outputs; ``loss_`` reports half of it,
+  plus the penalty, as scikit-learn does.
+- Extra parameters: ``backend`` (``"auto"``: from the input's namespace under array API
+  dispatch, else NumPy), ``device``, ``dtype`` (``None``: the input's floating dtype, else
+  float64), ``dropout`` and ``schedule``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn import get_config
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+import backends
+
+from ._xp import Array, array_namespace, device
+from .inputs import on_backend
+from .layers import log_softmax
+from .losses import MSE, SoftmaxCrossEntropy
+from .model import Network
+from .optimizers import SGD, Adam
+from .steps import choose
+
+ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
+SOLVERS = ("adam", "sgd")
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, training, fitted attributes."""
+
+    _loss_class: type = SoftmaxCrossEntropy
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 max_iter: int = 200, shuffle: bool = True, random_state: Any = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, backend: str = "auto", device: Any = None,
+                 dtype: str | None = None, dropout: float = 0.0, schedule: Any = None) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.dropout = dropout
+        self.schedule = schedule
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        tags.target_tags.multi_output = self._multi_output
+        tags.target_tags.single_output = True
+        return tags
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _check_parameters(self) -> list[int]:
+        sizes = ([self.hidden_layer_sizes] if isinstance(self.hidden_layer_sizes, Integral)
+                 else list(self.hidden_layer_sizes))
+        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got "
+                             f"{self.hidden_layer_sizes!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is not supported: choose one of "
+                             f"{', '.join(ACTIVATIONS)}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver {self.solver!r} is not supported: choose one of "
+                             f"{', '.join(SOLVERS)} (this estimator has no lbfgs)")
+        if self.learning_rate != "constant":
+            raise ValueError(f"learning_rate={self.learning_rate!r} is not supported: only "
+                             "'constant'; pass a schedule from mlp.schedules as schedule=")
+        for name, low, high in (("alpha", 0.0, math.inf), ("learning_rate_init", 0.0, math.inf),
+                                ("tol", 0.0, math.inf), ("momentum", 0.0, 1.0),
+                                ("beta_1", 0.0, 1.0), ("beta_2", 0.0, 1.0),
+                                ("epsilon", 0.0, math.inf), ("dropout", 0.0, 1.0),
+                                ("validation_fraction", 0.0, 1.0)):
+            value = getattr(self, name)
+            if not isinstance(value, Real) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, Integral)
+                                          or self.batch_size < 1):
+            raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
+                             f"{self.batch_size!r}")
+        return [int(s) for s in sizes]
+
+    def _validate(self, X: Any, y: Any = "no_validation", reset: bool = True) -> tuple[Any, Any]:
+        """``X`` (and ``y``, unless ``"no_validation"``) checked, in their own namespace."""
+        dtypes: tuple[Any, ...] = ("float64", "float32")
+        if get_config().get("array_api_dispatch"):
+            try:
+                xp = array_namespace(X)
+                dtypes = (xp.float64, xp.float32)
+            except TypeError:  # lists and the like: converted to NumPy
+                pass
+        if isinstance(y, str) and y == "no_validation":
+            return validate_data(self, X, reset=reset, dtype=dtypes), None
+        X, y = validate_data(self, X, y, reset=reset, multi_output=self._multi_output,
+                             dtype=dtypes, y_numeric=not self._classes)
+        return X, _following(X, y)
+
+    _multi_output = True
+    _classes = False
+
+    # --- the network ----------------------------------------------------------------------
+
+    def _backend(self, X: Any) -> backends.Backend:
+        if self.backend != "auto":
+            return backends.get(self.backend, self.device)
+        if not get_config().get("array_api_dispatch"):
+            return backends.get(None, self.device)
+        found = backends.for_array(X)
+        return found if self.device is None else backends.get(found.name, self.device)
+
+    def _build(self, X: Any, n_outputs: int, seed: int) -> Network:
+        sizes = self._check_parameters()
+        backend = self._backend(X)
+        dtype = self.dtype or (str(X.dtype).rsplit(".", 1)[-1]
+                               if str(X.dtype).endswith(("float32", "float64")) else "float64")
+        batch = self._batch_size(X.shape[0])
+        if self.solver == "adam":
+            optimizer = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                             eps=self.epsilon, weight_decay=self.alpha / batch,
+                             schedule=self.schedule)
+        else:
+            optimizer = SGD(self.learning_rate_init, momentum=self.momentum,
+                            nesterov=self.nesterovs_momentum and self.momentum > 0,
+                            weight_decay=self.alpha / batch, schedule=self.schedule)
+        model = Network([X.shape[1], *sizes, n_outputs], activation=ACTIVATIONS[self.activation],
+                        dropout=self.dropout, loss=self._loss_class(), optimizer=optimizer,
+                        backend=backend, dtype=dtype, seed=seed)
+        choose(model)
+        return model
+
+    def _batch_size(self, n: int) -> int:
+        return min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
+
+    # --- training -------------------------------------------------------------------------
+
+    def _fit(self, X: Any, T: Any, incremental: bool) -> _BaseMLP:
+        """Train on ``X`` and the network's targets ``T`` (labels or rows, as arrays of any
+        namespace), ``max_iter`` epochs (one when ``incremental``)."""
+        rng = check_random_state(self.random_state)
+        fresh = not (incremental or self.warm_start) or not hasattr(self, "_model")
+        if fresh:
+            self._model = self._build(X, self.n_outputs_, int(rng.randint(2**31 - 1)))
+            self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
+            self.best_loss_ = math.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -math.inf if self.early_stopping else None
+            self._no_improvement, self._best = 0, None
+        model = self._model
+        with model.backend.activate():
+            x, t = _on(model, X, model.dtype), _on(model, T)
+            x_val = t_val = None
+            if self.early_stopping and not incremental:
+                x, x_val, t, t_val = self._split(x, t, rng)
+            self._epochs(model, x, t, x_val, t_val, rng, 1 if incremental else self.max_iter,
+                         incremental)
+        self._publish()
+        return self
+
+    def _split(self, x: Array, t: Array, rng: Any) -> tuple[Array, Array, Array, Array]:
+        n = x.shape[0]
+        host_t = self._model.backend.to_numpy(t)
+        stratify = host_t if self._classes and len(np.unique(host_t)) > 1 else None
+        train, val = train_test_split(np.arange(n), test_size=self.validation_fraction,
+                                      random_state=rng, stratify=stratify)
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves an empty "
+                             f"training or validation set of {n} samples")
+        take = self._rows
+        return take(x, train), take(x, val), take(t, train), take(t, val)
+
+    def _rows(self, a: Array, idx: Any) -> Array:
+        model = self._model
+        return model.xp.take(a, model.backend.asarray(np.asarray(idx, dtype=np.int64)), axis=0)
+
+    def _epochs(self, model: Network, x: Array, t: Array, x_val: Any, t_val: Any, rng: Any,
+                epochs: int, incremental: bool) -> None:
+        xp, n = model.xp, x.shape[0]
+        batch = self._batch_size(n)
+        squares = self.alpha * 0.5 / batch
+        take = model.ops.take_rows
+        for _ in range(epochs):
+            # One permutation per epoch crosses to the device; the batches are its slices.
+            order = model.backend.asarray(rng.permutation(n) if self.shuffle else np.arange(n))
+            total = xp.zeros((), dtype=model.dtype, device=model.backend.device)
+            for lo in range(0, n, batch):
+                idx = order[lo:min(lo + batch, n)]
+                loss = model.train_step(take(x, idx), take(t, idx))
+                total = total + loss * model.loss.sum_factor(idx.shape[0])
+            loss = float(model.backend.to_numpy(total)) / n
+            if not math.isfinite(loss):
+                raise ValueError(f"the loss became {loss} in iteration {self.n_iter_ + 1}: "
+                                 "lower learning_rate_init, or scale the inputs")
+            weights = sum(float(model.backend.to_numpy(xp.sum(w * w)))
+                          for name, w in model.parameters().items() if name.endswith(".W"))
+            loss = self._reported_loss(loss) + squares * weights
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_curve_.append(loss)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            if self._converged(model, loss, x_val, t_val) or incremental:
+                break
+        else:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=4)
+        if self.early_stopping and self._best is not None and not incremental:
+            model.store.load_flat(self._best)
+
+    def _reported_loss(self, loss: float) -> float:
+        return loss
+
+    def _converged(self, model: Network, loss: float, x_val: Any, t_val: Any) -> bool:
+        """scikit-learn's stopping rule after an epoch: ``n_iter_no_change`` epochs in a row
+        without improving the best validation score (early stopping) or loss by ``tol``."""
+        if self.early_stopping:
+            score = self._score_on(model, x_val, t_val)
+            self.validation_scores_.append(score)
+            improved = score > self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best = model.xp.asarray(model.store.flat, copy=True)
+        else:
+            improved = loss < self.best_loss_ - self.tol
+        if loss < self.best_loss_:
+            self.best_loss_ = loss
+        self._no_improvement = 0 if improved else self._no_improvement + 1
+        if self._no_improvement >= self.n_iter_no_change:
+            if self.verbose:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                print(f"{what} did not improve more than tol={self.tol} for "
+                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+            return True
+        return False
+
+    def _publish(self) -> None:
+        """The fitted attributes scikit-learn's estimators have, from the network."""
+        model = self._model
+        params = model.parameters()
+        copy = lambda a: model.xp.asarray(a, copy=True)  # noqa: E731
+        linears = sorted({int(name.split(".")[0]) for name in params})
+        self.coefs_ = [copy(params[f"{i}.W"]) for i in linears]
+        self.intercepts_ = [copy(params[f"{i}.b"]) for i in linears]
+        self.n_layers_ = len(self.coefs_) + 1
+        self.loss_ = self.loss_curve_[-1]
+        if self.early_stopping:
+            self.best_loss_ = None
+
+    def _network(self) -> Network:
+        """The fitted network (rebuilt from ``coefs_`` after unpickling)."""
+        check_is_fitted(self, "coefs_")
+        if getattr(self, "_model", None) is None:
+            sizes = [int(self.coefs_[0].shape[0])] + [int(c.shape[1]) for c in self.coefs_]
+            first = self.coefs_[0]
+            dtype = str(first.dtype).rsplit(".", 1)[-1]
+            model = Network(sizes, activation=ACTIVATIONS[self.activation],
+                            loss=self._loss_class(), backend=self._backend(first),
+                            dtype=dtype)
+            arrays = {}
+            for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+                arrays[f"{2 * i}.W"] = model.backend.to_numpy(w) if hasattr(w, "shape") else w
+                arrays[f"{2 * i}.b"] = model.backend.to_numpy(b) if hasattr(b, "shape") else b
+            model.load_state_dict(arrays)
+            self._model = model
+        return self._model
+
+    def _outputs(self, X: Any, method: str) -> Array:
+        model = self._network()
+        self._check_namespace(X, method)
+        X, _ = self._validate(X, reset=False)
+        with model.backend.activate():
+            return model.forward(_on(model, X, model.dtype))
+
+    def _check_namespace(self, X: Any, method: str) -> None:
+        """Under array API dispatch, ``X`` is of the library and device the fit was."""
+        if not get_config().get("array_api_dispatch"):
+            return
+        (xp, where), (fit_xp, fit_where) = _where(X), _where(self.coefs_[0])
+        if xp is not fit_xp or where != fit_where:
+            raise ValueError(
+                f"{type(self).__name__}.{method}() must use the same namespace and device as "
+                f"fit: fitted with {fit_xp.__name__} on {fit_where}, called with "
+                f"{xp.__name__} on {where}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_model", None)
+        state.pop("_best", None)
+        if "coefs_" in state:
+            for key in ("coefs_", "intercepts_"):
+                state[key] = [np.asarray(_host(a)) for a in state[key]]
+            if "classes_" in state:
+                state["classes_"] = _host(state["classes_"])
+        return state
+
+
+def _following(X: Any, y: Any) -> Any:
+    """``y`` in ``X``'s namespace and on its device ("everything follows X"); labels that are
+    not numbers stay host NumPy."""
+    try:
+        xp = array_namespace(X)
+        if array_namespace(y) is xp and y.device == X.device:
+            return y
+    except TypeError:
+        return y
+    host = _host(y)
+    return host if host.dtype.kind not in "biuf" else xp.asarray(host, device=X.device)
+
+
+def _on(model: Network, a: Any, dtype: Any = None) -> Array:
+    """``a`` as an array of the model's library and device (in ``dtype``, when given)."""
+    a = on_backend(model.backend, a)
+    return a if dtype is None or a.dtype == dtype else model.xp.astype(a, dtype)
+
+
+def _host(a: Any) -> np.ndarray:
+    """A host NumPy copy (or view) of an array of any backend's library, on any device."""
+    if isinstance(a, np.ndarray) or not hasattr(a, "__array_namespace__") and not hasattr(
+            a, "__dlpack__"):
+        return np.asarray(a)
+    return backends.for_array(a).to_numpy(a)
+
+
+def _where(a: Any) -> tuple[Any, Any]:
+    """The namespace and device of ``a`` (the default backend's for lists and the like)."""
+    try:
+        return array_namespace(a), device(a)
+    except TypeError:
+        default = backends.get()
+        return default.xp, default.device
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A multilayer perceptron classifier trained with softmax cross-entropy (see the module
+    docstring for its parameters and how they differ from scikit-learn's ``MLPClassifier``)."""
+
+    _multi_output = False
+    _classes = True
+
+    def fit(self, X: Any, y: Any) -> MLPClassifier:
+        """Train for ``max_iter`` epochs (or until converged); returns ``self``."""
+        X, y = self._validate(X, y)
+        check_classification_targets(y)
+        if not (self.warm_start and hasattr(self, "classes_")):
+            self._set_classes(y)
+        return self._fit(X, self._encode(y), incremental=False)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+        """One epoch over ``(X, y)``; the first call needs ``classes`` (every label)."""
+        first = not hasattr(self, "classes_")
+        X, y = self._validate(X, y, reset=first)
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self._set_classes(classes)
+        return self._fit(X, self._encode(y), incremental=True)
+
+    def _set_classes(self, y: Any) -> None:
+        labels = unique_labels(_host(y))
+        if len(labels) < 2:
+            raise ValueError(f"the classifier needs at least 2 classes, got 1 class: "
+                             f"{labels.tolist()}")
+        self.n_outputs_ = len(labels)
+        self.out_activation_ = "softmax"
+        self.classes_ = labels
+        if not isinstance(y, np.ndarray) and get_config().get("array_api_dispatch"):
+            self.classes_ = array_namespace(y).asarray(labels, device=y.device)
+
+    def _encode(self, y: Any) -> np.ndarray:
+        """``y``'s labels as indices into ``classes_`` (host int64)."""
+        labels, host = _host(self.classes_), _host(y)
+        idx = np.minimum(np.searchsorted(labels, host), len(labels) - 1)
+        if np.any(labels[idx] != host):
+            raise ValueError(f"y holds labels not in classes_ {labels.tolist()}")
+        return idx.astype(np.int64)
+
+    def predict(self, X: Any) -> Any:
+        """The class of each row of ``X``, from ``classes_``."""
+        out = self._outputs(X, "predict")
+        xp = array_namespace(out)
+        idx = xp.argmax(out, axis=1)
+        if isinstance(self.classes_, np.ndarray):
+            return self.classes_[np.asarray(self._network().backend.to_numpy(idx))]
+        return xp.take(self.classes_, idx)
+
+    def predict_log_proba(self, X: Any) -> Any:
+        """Log-probabilities ``(N, len(classes_))``."""
+        out = self._outputs(X, "predict_log_proba")
+        return log_softmax(out, array_namespace(out))
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities ``(N, len(classes_))`` (rows sum to 1)."""
+        out = self._outputs(X, "predict_proba")
+        xp = array_namespace(out)
+        return xp.exp(log_softmax(out, xp))
+
+    def _score_on(self, model: Network, x: Array, t: Array) -> float:
+        xp = model.xp
+        hits = xp.sum(xp.astype(xp.argmax(model.forward(x), axis=1) == t, xp.int64))
+        return int(model.backend.to_numpy(hits)) / x.shape[0]
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """A multilayer perceptron regressor: identity output, mean squared error (see the module
+    docstring for its parameters and how they differ from scikit-learn's ``MLPRegressor``)."""
+
+    _loss_class = MSE
+
+    def fit(self, X: Any, y: Any) -> MLPRegressor:
+        """Train for ``max_iter`` epochs (or until converged); returns ``self``."""
+        X, y = self._validate(X, y)
+        return self._fit(X, self._targets(y), incremental=False)
+
+    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+        """One epoch over ``(X, y)``."""
+        X, y = self._validate(X, y, reset=not hasattr(self, "coefs_"))
+        return self._fit(X, self._targets(y), incremental=True)
+
+    def _targets(self, y: Any) -> Any:
+        one = y.ndim == 1
+        outputs = 1 if one else int(y.shape[1])
+        if hasattr(self, "n_outputs_") and (self.warm_start or hasattr(self, "coefs_")) and \
+                outputs != self.n_outputs_ and hasattr(self, "_model"):
+            raise ValueError(f"y has {outputs} outputs, the fitted network {self.n_outputs_}")
+        self.n_outputs_, self.out_activation_, self._one = outputs, "identity", one
+        xp = array_namespace(y)
+        return xp.reshape(y, (-1, 1)) if one else y
+
+    def _reported_loss(self, loss: float) -> float:
+        return loss / 2  # scikit-learn's: half the mean squared error
+
+    def predict(self, X: Any) -> Any:
+        """The predicted values ``(N,)``, or ``(N, n_outputs_)`` for a multi-output fit."""
+        out = self._outputs(X, "predict")
+        xp = array_namespace(out)
+        return xp.reshape(out, (-1,)) if self._one else out
+
+    def _score_on(self, model: Network, x: Array, t: Array) -> float:
+        xp = model.xp
+        d = model.forward(x) - xp.astype(t, model.dtype)
+        t = xp.astype(t, model.dtype)
+        residual = xp.sum(d * d)
+        spread = xp.sum((t - xp.mean(t, axis=0)) ** 2)
+        r, s = (float(model.backend.to_numpy(v)) for v in (residual, spread))
+        return 1.0 - r / s if s > 0 else 0.0
