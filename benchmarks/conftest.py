@@ -5,6 +5,8 @@ Options (besides pytest-benchmark's own):
 * ``--bench-backends numpy,torch``: run only these backends (and the PyTorch peer only on the
   devices they use).
 * ``--bench-epoch-rounds N``: rounds of each epoch benchmark (default 3).
+* ``--bench-sklearn-epochs N``: epochs (``max_iter``) of each fit in the comparison with
+  scikit-learn's ``MLPClassifier`` (default 2).
 * ``--bench-smoke``: only the smallest model at the smallest batch, and epochs of
   :data:`~benchmarks.workloads.SMOKE_EPOCH_SAMPLES` samples: with ``--benchmark-disable`` a quick
   check that every workload runs (the test suite's ``tests/test_bench_smoke.py``), not a timing.
@@ -33,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"comma-separated backends to run, of: {', '.join(BACKEND_IDS)}")
     group.addoption("--bench-epoch-rounds", type=int, default=3, metavar="N",
                     help="rounds of each epoch benchmark (default 3)")
+    group.addoption("--bench-sklearn-epochs", type=int, default=2, metavar="N",
+                    help="epochs of each fit in the comparison with scikit-learn (default 2)")
     group.addoption("--bench-smoke", action="store_true",
                     help="smallest configurations and a short epoch: checks that the workloads "
                          "run (use with --benchmark-disable)")

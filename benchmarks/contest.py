@@ -78,6 +78,22 @@ class Unavailable(Exception):
     """A contestant's library is not installed; the message says how to install it."""
 
 
+def run_child(cmd: list[str], cwd: Any, timeout: float, what: str) -> dict[str, Any]:
+    """Run a contestant's process ``cmd`` and return the JSON of its last output line.
+
+    Raises:
+        Unavailable: it exited with :data:`UNAVAILABLE` (its reason is its last stderr line).
+        RuntimeError: it failed otherwise (``what`` names it, with the end of its output).
+    """
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode == UNAVAILABLE:
+        raise Unavailable(done.stderr.strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise RuntimeError(f"contestant {what} failed ({done.returncode}):\n"
+                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # --- the contestants, each in its own process -----------------------------------------------
 
 
@@ -240,13 +256,7 @@ class Contest:
             return run_contestant(name, self.samples, seed, self.repeats)
         cmd = [sys.executable, "-m", "benchmarks.contest", name, "--samples", str(self.samples),
                "--seed", str(seed), "--repeats", str(self.repeats)]
-        done = subprocess.run(cmd, cwd=self.cwd, capture_output=True, text=True, timeout=900)
-        if done.returncode == UNAVAILABLE:
-            raise Unavailable(done.stderr.strip().splitlines()[-1])
-        if done.returncode != 0:
-            raise RuntimeError(f"contestant {name} failed ({done.returncode}):\n"
-                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_child(cmd, self.cwd, 900, name)
 
     def _cli(self, seed: int) -> dict[str, float]:
         """The CLI timed from outside: the wall-clock time of ``mlp train --epochs 2`` less that

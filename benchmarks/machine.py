@@ -16,7 +16,8 @@ from typing import Any
 
 from .workloads import tf32
 
-PACKAGES = ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy", "pytest-benchmark")
+PACKAGES = ("numpy", "array-api-compat", "array-api-strict", "torch", "cupy", "scikit-learn",
+            "pytest-benchmark")
 _CUPY_DISTS = ("cupy", "cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x")
 
 

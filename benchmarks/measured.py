@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .contest import FLOOR_REPEATS
 from .phases import PHASES, STEP
+from .sklearn_contest import BATCH, DIGITS_TEST, HIDDEN, WARMUP_ROWS
 from .workloads import EPOCH_SAMPLES, QUICK_BATCH, QUICK_DTYPE, QUICK_SIZE, epoch_batches
 
 _BATCHES = epoch_batches(EPOCH_SAMPLES, QUICK_BATCH)
@@ -96,6 +97,25 @@ blocks alternating with blocks of whole steps ({STEP}); medians over the blocks.
 {_PHASE_LIST}. The difference between the whole step and the sum of the phases is the layer
 framework's own cost (Python calls, checks).
 
+### scikit-learn's MLPClassifier against ours
+
+`sklearn.neural_network.MLPClassifier` and `mlp.sklearn.MLPClassifier` (NumPy backend; on a GPU
+run also CuPy), built with the same arguments: `hidden_layer_sizes={HIDDEN}`, `solver='adam'`,
+`batch_size={BATCH}`, the same `max_iter` and `random_state`, `tol=0` and `n_iter_no_change`
+beyond `max_iter` so that both run every epoch (the `ConvergenceWarning` that follows is
+silenced). Data: MNIST (the copy shipped with the package: 60000 training images, the 10000 test
+images held out; pixels / 255) and `sklearn.datasets.load_digits` (a stratified
+{1 - DIGITS_TEST:.0%} / {DIGITS_TEST:.0%} split; pixels / 16), each in float64 and float32, which
+both estimators keep. Each round fits both estimators once per data set and dtype, each fit in
+a fresh process that first warms up with a one-epoch fit on {WARMUP_ROWS} rows; the order of the
+estimators rotates from round to round and `random_state` is the round's index for both. A fit
+is timed by the wall clock around `fit` (input checks, the epochs and the per-epoch loss
+included); seconds per epoch = that time / `n_iter_`; medians over the rounds. Test accuracy is
+`score` on the held-out split; two accuracies agree within noise when they differ by at most 2
+standard errors of the difference of two accuracies on that split, 2·√(2p(1−p)/n) with p their
+mean. The report checks that both estimators ended with weights of the same shapes, after every
+epoch asked for, in the dtype given.
+
 ### Per step and in the suite's process
 
 - **Forward**: `model.layers.forward(x, train=True)`, the buffered internal pass of a step.
@@ -126,6 +146,7 @@ framework's own cost (Python calls, checks).
   does not memorise it (the cost of an update does not depend on the learning rate).
 
 Reproduce with `mlp bench` (CPU suite), `mlp bench --quick` (the {QUICK_SIZE} / batch {QUICK_BATCH}
-/ {QUICK_DTYPE} rows and the epoch), `mlp bench --gpu` (the GPU suite); `mlp bench --help` lists
-the options.
+/ {QUICK_DTYPE} rows and the epoch), `mlp bench --gpu` (the GPU suite), `mlp bench -k sklearn`
+(only the comparison with scikit-learn's estimator; `--sklearn-epochs N` sets its epochs);
+`mlp bench --help` lists the options.
 """

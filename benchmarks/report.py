@@ -27,10 +27,12 @@ from .rows import (
     ROUNDS_DISAGREE,
     EpochRow,
     StepRow,
+    median,
     round_spread,
 )
 from .rows import marks as _marks
 from .rows import ratio as _ratio
+from .sklearn_report import sklearn_section
 from .workloads import (
     BACKEND_IDS,
     DROPOUT,
@@ -57,7 +59,7 @@ BUSY_NOTE = (f"{BUSY_MARK} rounds disagree by more than {ROUNDS_DISAGREE}×: the
 STEP_KINDS = ("forward", "backward", "step", "floor", "step-dropout", "step-graph")
 
 #: Benchmarks whose pytest-benchmark time is not a figure of the report (they store theirs).
-_NOT_TIMES = ("epoch-contest", "phases", "jax-steps")
+_NOT_TIMES = ("epoch-contest", "phases", "jax-steps", "sklearn-contest")
 
 
 def _order(backend: str) -> int:
@@ -119,14 +121,6 @@ def summarize(data: dict[str, Any]) -> tuple[list[StepRow], list[EpochRow]]:
     return step_rows, epoch_rows
 
 
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return NAN
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 @dataclass
 class ContestResult:
     """The interleaved epoch contest (:mod:`benchmarks.contest`): seconds per round of each
@@ -141,7 +135,7 @@ class ContestResult:
     loss: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
-        return _median(self.seconds.get(name, []))
+        return median(self.seconds.get(name, []))
 
     def fastest(self, name: str) -> float:
         return min(self.seconds.get(name, []), default=NAN)
@@ -164,7 +158,7 @@ class ContestResult:
 
     def median_loss(self, name: str) -> float:
         values = [v for v in self.loss.get(name, []) if not math.isnan(v)]
-        return _median(values)
+        return median(values)
 
 
 def contest_from(data: dict[str, Any]) -> ContestResult | None:
@@ -638,7 +632,7 @@ def render(data: dict[str, Any], steps: list[StepRow], epochs: list[EpochRow],
         # The headline contest, the breakdown and JAX are CPU benchmarks: a GPU run has none.
         parts += [contest_section(contest_from(data), torch_version),
                   phases_section(phases_from(data)), jax_section(data)]
-    parts += [epoch_section(epochs, plots, torch_version),
+    parts += [sklearn_section(data), epoch_section(epochs, plots, torch_version),
               step_section(steps, plots, torch_version, tf32=bool(_gpu(data).get("tf32"))),
               WHAT_IS_MEASURED]
     return "\n".join(parts)

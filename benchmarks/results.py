@@ -31,6 +31,7 @@ _NEEDS: dict[str, dict[str, type]] = {
     "epoch-contest": {"contest": dict},
     "phases": {"phases": dict},
     "jax-steps": {"jax": dict},
+    "sklearn-contest": {"sklearn": dict},
 }
 _STATS = ("median", "min", "max", "q1", "q3", "mean")
 

@@ -6,6 +6,7 @@ marks of implausible figures that the tables and the plots share.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,15 @@ def round_spread(stats: dict[str, Any]) -> float:
     if "min" in stats and "max" in stats:
         return ratio(float(stats["max"]), float(stats["min"]))
     return NAN
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values`` (NaN for none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return NAN
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def ratio(a: float, b: float) -> float:

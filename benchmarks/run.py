@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rounds per benchmark at least (default 5)")
     parser.add_argument("--epoch-rounds", type=int, default=3, metavar="N",
                         help="rounds of each epoch benchmark (default 3)")
+    parser.add_argument("--sklearn-epochs", type=int, default=2, metavar="N",
+                        help="epochs (max_iter) of each fit in the comparison with "
+                             "scikit-learn's MLPClassifier (default 2; needs the sklearn extra, "
+                             "-k sklearn runs it alone)")
     parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
                         help="pytest -k expression to narrow the selection further")
     parser.add_argument("--note", default=None, metavar="TEXT",
@@ -88,6 +92,7 @@ def pytest_command(args: argparse.Namespace, json_path: Path) -> list[str]:
         "--benchmark-sort=name",
         "--benchmark-columns=min,median,iqr,rounds",
         f"--bench-epoch-rounds={args.epoch_rounds}",
+        f"--bench-sklearn-epochs={args.sklearn_epochs}",
         "-p", "no:cacheprovider",
         "-q",
     ]
@@ -107,7 +112,8 @@ def _describe(args: argparse.Namespace) -> str:
     if args.keyword:
         what.append(f"-k {args.keyword!r}")
     return (f"Run: {', '.join(what)}; pytest-benchmark min rounds {args.min_rounds}, max time "
-            f"{args.max_time} s, warm-up on; epoch rounds {args.epoch_rounds}.")
+            f"{args.max_time} s, warm-up on; epoch rounds {args.epoch_rounds}; scikit-learn "
+            f"comparison epochs {args.sklearn_epochs}.")
 
 
 def _error(message: str) -> int:

@@ -3,8 +3,9 @@
 Per configuration (backend × model size × batch × dtype) it times ``forward``, ``backward``,
 ``step``, ``floor`` and the PyTorch ``peer``; then one full epoch, its floor and the peer's epoch
 in the suite's process; the headline contest (:mod:`benchmarks.contest`: every contestant in its
-own process, in interleaved rounds); and the per-phase breakdown of one step
-(:mod:`benchmarks.phases`).
+own process, in interleaved rounds); the per-phase breakdown of one step
+(:mod:`benchmarks.phases`); and scikit-learn's ``MLPClassifier`` against ours
+(:mod:`benchmarks.sklearn_contest`, needs the ``sklearn`` extra; ``-k sklearn`` runs it alone).
 :data:`benchmarks.measured.WHAT_IS_MEASURED` says exactly what each one measures.
 
 ``--bench-smoke`` (see :mod:`benchmarks.conftest`) keeps the smallest configurations and a short
@@ -28,6 +29,7 @@ from mlp.train import DeviceData, Trainer
 
 from .contest import FLOOR_REPEATS, WARMUP_SAMPLES, WARMUP_SEED, Contest
 from .phases import breakdown
+from .sklearn_contest import CPU_NAMES, DATASETS, GPU_NAMES, SKLEARN_INSTALL, SklearnContest
 from .workloads import (
     BENCH_LR,
     DROPOUT,
@@ -415,3 +417,38 @@ def test_jax_steps(benchmark: Any, request: pytest.FixtureRequest) -> None:
             step_flops(SIZES[size], QUICK_BATCH))
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["jax"] = result
+
+
+# --- scikit-learn's MLPClassifier against ours --------------------------------------------
+
+
+def _sklearn_contest(benchmark: Any, request: pytest.FixtureRequest, names: tuple[str, ...],
+                     backend: str, device: str, datasets: tuple[str, ...] = DATASETS) -> None:
+    """Interleaved rounds of ``names`` (:mod:`benchmarks.sklearn_contest`); each round is one
+    pytest-benchmark round, the per-fit figures go in ``extra_info["sklearn"]``."""
+    pytest.importorskip("sklearn", reason=f"the comparison needs scikit-learn: {SKLEARN_INSTALL}")
+    smoke = request.config.getoption("--bench-smoke")
+    epochs = max(1, int(request.config.getoption("--bench-sklearn-epochs")))
+    contest = (SklearnContest(names, datasets, hidden=(16,), epochs=1, samples=300,
+                              in_process=True)
+               if smoke else SklearnContest(names, datasets, epochs=epochs))
+    benchmark.group = "sklearn MLPClassifier"
+    benchmark.extra_info.update(kind="sklearn-contest", backend=backend, device=device)
+    benchmark.pedantic(contest.run_round, rounds=_rounds(request), iterations=1)
+    benchmark.extra_info["sklearn"] = contest.to_json()
+
+
+@pytest.mark.bench_target(backend="numpy")
+def test_sklearn_contest(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    """scikit-learn's ``MLPClassifier`` against ours on NumPy: MNIST and digits, float64 and
+    float32, the same settings, interleaved rounds."""
+    _sklearn_contest(benchmark, request, CPU_NAMES, "numpy", "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.bench_target(backend="cupy")
+def test_sklearn_contest_cupy(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    """The same comparison on MNIST with a row of ours on CuPy beside it (a GPU with CuPy
+    only)."""
+    _backend(SPECS["cupy"])  # skips without CuPy or a GPU
+    _sklearn_contest(benchmark, request, GPU_NAMES, "cupy", "cuda", datasets=("mnist",))

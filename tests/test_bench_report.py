@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from benchmarks import contest, measured, phases, report, results, run, workloads
+from benchmarks import (
+    contest,
+    measured,
+    phases,
+    report,
+    results,
+    run,
+    sklearn_report,
+    workloads,
+)
 
 SIZE, BATCH, DTYPE = "784-512-512-10", 128, "float32"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -699,3 +708,100 @@ def test_report_only_on_results_that_are_not_is_one_line(kind: str, tmp_path: Pa
     err = capsys.readouterr().err
     assert err.startswith(f"mlp bench: error: {source}: ") and err.count("\n") == 1, err
     assert not (out / "REPORT.md").exists() and not (out / "plots").exists()
+
+
+# --- scikit-learn's MLPClassifier against ours ----------------------------------------------
+
+
+#: Per data set: ours' seconds per epoch in three rounds, the test rows, and each estimator's
+#: test accuracy (within noise: 0.2 points on MNIST against 0.55, 1 on digits against 3.29).
+SK_OURS = {"mnist": [1.0, 1.1, 0.9], "digits": [0.01, 0.011, 0.009]}
+SK_ROWS = {"mnist": [60000, 10000], "digits": [1347, 450]}
+SK_ACCURACY = {("mnist", "sklearn"): 0.960, ("mnist", "ours"): 0.962,
+               ("digits", "sklearn"): 0.93, ("digits", "ours"): 0.94}
+#: scikit-learn's seconds per epoch over ours, per dtype (the target is 5).
+SK_SPEEDUP = {"float64": 6.0, "float32": 5.5}
+
+
+def _sklearn_bench(speedup: dict[tuple[str, str], float] | None = None,
+                   accuracy: dict[tuple[str, str, str], float] | None = None,
+                   cupy: bool = False) -> dict[str, Any]:
+    names = ["sklearn", "ours", *(["ours-cupy"] if cupy else [])]
+    runs: dict[str, Any] = {}
+    for data, ours in SK_OURS.items():
+        inputs = 784 if data == "mnist" else 64
+        for dtype, factor in SK_SPEEDUP.items():
+            factor = (speedup or {}).get((data, dtype), factor)
+            by_name = runs.setdefault(data, {}).setdefault(dtype, {})
+            for name in names:
+                scale = {"sklearn": factor, "ours": 1.0, "ours-cupy": 0.1}[name]
+                acc = (accuracy or {}).get((data, dtype, name),
+                                           SK_ACCURACY[(data, name.removesuffix("-cupy"))])
+                by_name[name] = {"per_epoch": [t * scale for t in ours], "accuracy": [acc] * 3,
+                                 "n_iter": [2] * 3, "dtype": [dtype] * 3,
+                                 "shapes": [[[inputs, 512], [512, 512], [512, 10]]] * 3}
+    bench = _bench("sklearn-contest", "cupy" if cupy else "numpy", 10.0)
+    bench["extra_info"]["sklearn"] = {"names": names, "hidden": [512, 512], "batch": 200,
+                                      "epochs": 2, "rounds": 3, "in_process": False,
+                                      "rows": SK_ROWS, "runs": runs, "missing": {}}
+    return bench
+
+
+def _sklearn_section(**kwargs: Any) -> str:
+    data = _synthetic()
+    data["benchmarks"].append(_sklearn_bench(**kwargs))
+    return sklearn_report.sklearn_section(json.loads(json.dumps(data)))
+
+
+def test_the_sklearn_comparison_is_a_section_of_the_report(tmp_path: Path) -> None:
+    data = _synthetic()
+    data["benchmarks"].append(_sklearn_bench())
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    text = report.build_report(source, tmp_path / "out").read_text(encoding="utf-8")
+    section = _section(text, "## scikit-learn's MLPClassifier against ours")
+    assert ("- Target: ≥ 5 × faster per epoch than scikit-learn's MLPClassifier on the CPU "
+            "(float64 and float32), at test accuracy within noise: **met** — scikit-learn ÷ "
+            "ours, median seconds per epoch: MNIST float64 6.00×, MNIST float32 5.50×, digits "
+            "float64 6.00×, digits float32 5.50×.") in section
+    assert "| MNIST | float64 | ours: mlp.sklearn, numpy | 1.00 | 0.900 | 96.20 % | 6.00× | 3 |" \
+        in section
+    assert "| digits | float32 | scikit-learn MLPClassifier | 0.055 | 0.049 | 93.00 % | 1.00× |" \
+        in section
+    assert ("weights of the same shapes (MNIST 784-512-512-10; digits 64-512-512-10); every fit "
+            "ran 2 epochs; each kept the dtype it was given.") in section
+    assert "MNIST float64 0.20 against 0.55, " in section and "digits float32 1.00 against 3.29" \
+        in section
+    assert sklearn_report.WHY in section and "same BLAS" in sklearn_report.WHY
+    assert "### scikit-learn's MLPClassifier against ours" in measured.WHAT_IS_MEASURED
+    assert report.busy_warning(data) is None  # its pytest-benchmark time is no figure
+    assert report.summarize(data) == report.summarize(_synthetic())  # and no per-step row
+
+
+def test_the_sklearn_target_not_met_says_where() -> None:
+    section = _sklearn_section(speedup={("digits", "float32"): 4.0},
+                               accuracy={("mnist", "float64", "ours"): 0.95})
+    assert ("at test accuracy within noise: **not met** (below 5 × on digits float32; accuracy "
+            "beyond noise on MNIST float64) — scikit-learn ÷ ours") in section
+    assert "digits float32 4.00×." in section
+
+
+def test_the_sklearn_comparison_missing_says_why() -> None:
+    data = _synthetic()  # its machine has no scikit-learn
+    assert ("not measured — scikit-learn is not installed; it is an optional extra: "
+            '`pip install ".[sklearn]"`, then rerun `mlp bench`.') in \
+        sklearn_report.sklearn_section(data)
+    data["machine_info"]["mlp"]["versions"]["scikit-learn"] = "1.9.0"
+    assert ("not measured — the comparison was not part of this run (`mlp bench` includes it; "
+            "`mlp bench -k sklearn` runs it alone).") in sklearn_report.sklearn_section(data)
+
+
+def test_a_gpu_report_has_the_cupy_row_beside_scikit_learn() -> None:
+    data = _gpu_run(tf32=False)
+    data["benchmarks"].append(_sklearn_bench(cupy=True))
+    steps, epochs = report.summarize(data)
+    text = report.render(data, steps, epochs, plots={})
+    section = _section(text, "## scikit-learn's MLPClassifier against ours")
+    assert "### GPU run (CuPy row)" in section
+    assert "| MNIST | float64 | ours: mlp.sklearn, cupy | 0.100 | 0.090 | 96.20 % | 60.00× | 3 |" \
+        in section

@@ -37,7 +37,8 @@ def test_every_workload_runs(tmp_path: Path) -> None:
     ran = int(suite.get("tests", 0)) - int(suite.get("skipped", 0))
     # forward, backward, step and floor of numpy and array_api_strict at both dtypes, the numpy
     # epoch and its floor, the epoch contest (every contestant whose library is installed, the
-    # CLI included) and the phase breakdown run everywhere; torch adds its own and the peers.
+    # CLI included) and the phase breakdown run everywhere; torch adds its own and the peers,
+    # scikit-learn its comparison.
     assert ran >= 20
     assert int(suite.get("failures", 0)) == int(suite.get("errors", 0)) == 0
 
@@ -187,3 +188,33 @@ def test_the_jax_peer_gathers_its_batch_inside_the_jitted_step() -> None:
     assert calls == [((300, 784), (300,), (128,)), ((300, 784), (300,), (128,)),
                      ((300, 784), (300,), (44,))]
     assert seconds > 0 and numpy.isfinite(loss)
+
+
+def test_the_sklearn_comparison_fits_the_same_network_in_both_estimators() -> None:
+    """At a tiny size, in fresh processes as in the suite: both estimators run every epoch on
+    the same network, in the dtype given, and the report has their rows and the target."""
+    pytest.importorskip("sklearn")
+    from benchmarks import sklearn_report
+    from benchmarks.sklearn_contest import SklearnContest
+
+    contest = SklearnContest(datasets=("digits",), dtypes=("float32",), hidden=(16,), epochs=1,
+                             samples=300)
+    contest.run_round()
+    contest.run_round()
+    assert contest.missing == {} and contest.rows == {"digits": [300, 150]}
+    fits = contest.runs["digits"]["float32"]
+    assert set(fits) == {"sklearn", "ours"}
+    for fit in fits.values():
+        assert fit["shapes"] == [[[64, 16], [16, 10]]] * 2
+        assert fit["n_iter"] == [1, 1] and fit["dtype"] == ["float32"] * 2
+        assert all(t > 0 for t in fit["per_epoch"]) and all(0 <= a <= 1 for a in fit["accuracy"])
+    data = {"benchmarks": [{"extra_info": {"kind": "sklearn-contest",
+                                           "sklearn": contest.to_json()}}]}
+    section = sklearn_report.sklearn_section(data)
+    rows = [line for line in section.splitlines() if line.startswith("| digits | float32 |")]
+    assert [row.split(" | ")[2] for row in rows] == ["scikit-learn MLPClassifier",
+                                                   "ours: mlp.sklearn, numpy"]
+    assert all(row.endswith("| 2 |") for row in rows)
+    assert f"- Target: {sklearn_report.TARGET_TEXT}: **" in section
+    assert "every fit of every estimator ended with weights of the same shapes (digits " \
+           "64-16-10); every fit ran 1 epoch;" in section
