@@ -30,7 +30,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from mlp.sklearn import MLPClassifier, MLPRegressor, _host  # noqa: E402
+from mlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from mlp.sklearn.arrays import to_host  # noqa: E402
 
 # --------------------------------------------------------------------------- estimator checks
 
@@ -267,4 +268,4 @@ def test_everything_follows_x_under_array_api_dispatch(library: str, device: Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         host = MLPClassifier((16,), max_iter=10, random_state=0).fit(X, y)
-    np.testing.assert_allclose(_host(proba), host.predict_proba(X), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(to_host(proba), host.predict_proba(X), rtol=1e-6, atol=1e-9)

@@ -14,13 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "mlp"
 BACKENDS = ROOT / "backends"
 
-#: Modules of mlp/ that work on host NumPy data (files, the command line, images, plots, the
-#: scikit-learn estimators' labels and splits): they may import NumPy. Every other module of
-#: mlp/ is checked by the rules below.
-HOST_IO_MODULES = {"data.py", "checkpoint.py", "images.py", "plot.py", "__main__.py",
-                   "sklearn.py"}
-#: Packages of mlp/ on the host side likewise (the command line).
-HOST_IO_PACKAGES = {"cli"}
+#: Modules of mlp/ that work on host NumPy data (files, the command line, images, plots): they
+#: may import NumPy. Every other module of mlp/ is checked by the rules below.
+HOST_IO_MODULES = {"data.py", "checkpoint.py", "images.py", "plot.py", "__main__.py"}
+#: Packages of mlp/ on the host side likewise (the command line; the scikit-learn estimators,
+#: whose labels and validation splits live on the host as scikit-learn's do).
+HOST_IO_PACKAGES = {"cli", "sklearn"}
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "array_api_strict"}
 #: String constants that name a library, a backend or a device kind (compared casefolded;
 #: ``cuda:0`` counts as ``cuda``). Messages that merely mention them are longer strings.

@@ -1,31 +1,6 @@
-"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`.
-
-Drop-in counterparts of :mod:`sklearn.neural_network`'s estimators (the same parameter names and
-meanings where the concept exists, the same fitted attributes), trained by this project's
-network on any backend. Needs the ``sklearn`` extra (``pip install ".[sklearn]"``).
-
-Array API dispatch: with ``sklearn.set_config(array_api_dispatch=True)`` and ``backend="auto"``,
-``X`` and ``y`` from array-api-strict, PyTorch or CuPy stay in their library and on their device:
-the network trains on the matching backend, and the fitted arrays (``coefs_``,
-``intercepts_``, ``classes_``) and the outputs live there. Without dispatch, inputs are
-converted to NumPy as scikit-learn's own estimators convert them.
-
-Differences from scikit-learn's estimators:
-
-- ``solver``: ``"adam"`` and ``"sgd"`` (no ``"lbfgs"``); ``learning_rate``: ``"constant"``
-  only (``schedule=`` takes any :mod:`mlp.schedules` schedule instead); no ``power_t``,
-  ``max_fun``, ``sample_weight``.
-- ``alpha`` is applied as the optimizer's L2 weight decay ``alpha / batch_size``, as
-  scikit-learn scales it per batch, but to the intercepts too.
-- The classifier always ends in a softmax over ``len(classes_)`` outputs (two for a binary
-  problem; scikit-learn uses one logistic unit), so ``out_activation_`` is ``"softmax"``.
-  Multilabel targets are not supported.
-- The regressor's loss is the mean squared error over all outputs; ``loss_`` reports half of it,
-  plus the penalty, as scikit-learn does.
-- Extra parameters: ``backend`` (``"auto"``: from the input's namespace under array API
-  dispatch, else NumPy), ``device``, ``dtype`` (``None``: the input's floating dtype, else
-  float64), ``dropout`` and ``schedule``.
-"""
+"""What the classifier and the regressor share: scikit-learn's parameters and their checks,
+the network they build, the training epochs with scikit-learn's stopping rule, and the fitted
+attributes."""
 
 from __future__ import annotations
 
@@ -36,28 +11,26 @@ from typing import Any
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import backends
 
-from ._xp import Array, array_namespace, device
-from .inputs import on_backend
-from .layers import log_softmax
-from .losses import MSE, SoftmaxCrossEntropy
-from .model import Network
-from .optimizers import SGD, Adam
-from .steps import choose
+from .._xp import Array, array_namespace
+from ..losses import SoftmaxCrossEntropy
+from ..model import Network
+from ..optimizers import SGD, Adam
+from ..steps import choose
+from .arrays import following, on_model, placement, to_host
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 SOLVERS = ("adam", "sgd")
 
 
-class _BaseMLP(BaseEstimator):
+class BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, training, fitted attributes."""
 
     _loss_class: type = SoftmaxCrossEntropy
@@ -154,7 +127,7 @@ class _BaseMLP(BaseEstimator):
             return validate_data(self, X, reset=reset, dtype=dtypes), None
         X, y = validate_data(self, X, y, reset=reset, multi_output=self._multi_output,
                              dtype=dtypes, y_numeric=not self._classes)
-        return X, _following(X, y)
+        return X, following(X, y)
 
     _multi_output = True
     _classes = False
@@ -194,7 +167,7 @@ class _BaseMLP(BaseEstimator):
 
     # --- training -------------------------------------------------------------------------
 
-    def _fit(self, X: Any, T: Any, incremental: bool) -> _BaseMLP:
+    def _fit(self, X: Any, T: Any, incremental: bool) -> BaseMLP:
         """Train on ``X`` and the network's targets ``T`` (labels or rows, as arrays of any
         namespace), ``max_iter`` epochs (one when ``incremental``)."""
         rng = check_random_state(self.random_state)
@@ -208,7 +181,7 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement, self._best = 0, None
         model = self._model
         with model.backend.activate():
-            x, t = _on(model, X, model.dtype), _on(model, T)
+            x, t = on_model(model, X, model.dtype), on_model(model, T)
             x_val = t_val = None
             if self.early_stopping and not incremental:
                 x, x_val, t, t_val = self._split(x, t, rng)
@@ -275,7 +248,7 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's stopping rule after an epoch: ``n_iter_no_change`` epochs in a row
         without improving the best validation score (early stopping) or loss by ``tol``."""
         if self.early_stopping:
-            score = self._score_on(model, x_val, t_val)
+            score = self._scoreon_model(model, x_val, t_val)
             self.validation_scores_.append(score)
             improved = score > self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
@@ -330,13 +303,13 @@ class _BaseMLP(BaseEstimator):
         self._check_namespace(X, method)
         X, _ = self._validate(X, reset=False)
         with model.backend.activate():
-            return model.forward(_on(model, X, model.dtype))
+            return model.forward(on_model(model, X, model.dtype))
 
     def _check_namespace(self, X: Any, method: str) -> None:
         """Under array API dispatch, ``X`` is of the library and device the fit was."""
         if not get_config().get("array_api_dispatch"):
             return
-        (xp, where), (fit_xp, fit_where) = _where(X), _where(self.coefs_[0])
+        (xp, where), (fit_xp, fit_where) = placement(X), placement(self.coefs_[0])
         if xp is not fit_xp or where != fit_where:
             raise ValueError(
                 f"{type(self).__name__}.{method}() must use the same namespace and device as "
@@ -349,159 +322,7 @@ class _BaseMLP(BaseEstimator):
         state.pop("_best", None)
         if "coefs_" in state:
             for key in ("coefs_", "intercepts_"):
-                state[key] = [np.asarray(_host(a)) for a in state[key]]
+                state[key] = [np.asarray(to_host(a)) for a in state[key]]
             if "classes_" in state:
-                state["classes_"] = _host(state["classes_"])
+                state["classes_"] = to_host(state["classes_"])
         return state
-
-
-def _following(X: Any, y: Any) -> Any:
-    """``y`` in ``X``'s namespace and on its device ("everything follows X"); labels that are
-    not numbers stay host NumPy."""
-    try:
-        xp = array_namespace(X)
-        if array_namespace(y) is xp and y.device == X.device:
-            return y
-    except TypeError:
-        return y
-    host = _host(y)
-    return host if host.dtype.kind not in "biuf" else xp.asarray(host, device=X.device)
-
-
-def _on(model: Network, a: Any, dtype: Any = None) -> Array:
-    """``a`` as an array of the model's library and device (in ``dtype``, when given)."""
-    a = on_backend(model.backend, a)
-    return a if dtype is None or a.dtype == dtype else model.xp.astype(a, dtype)
-
-
-def _host(a: Any) -> np.ndarray:
-    """A host NumPy copy (or view) of an array of any backend's library, on any device."""
-    if isinstance(a, np.ndarray) or not hasattr(a, "__array_namespace__") and not hasattr(
-            a, "__dlpack__"):
-        return np.asarray(a)
-    return backends.for_array(a).to_numpy(a)
-
-
-def _where(a: Any) -> tuple[Any, Any]:
-    """The namespace and device of ``a`` (the default backend's for lists and the like)."""
-    try:
-        return array_namespace(a), device(a)
-    except TypeError:
-        default = backends.get()
-        return default.xp, default.device
-
-
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """A multilayer perceptron classifier trained with softmax cross-entropy (see the module
-    docstring for its parameters and how they differ from scikit-learn's ``MLPClassifier``)."""
-
-    _multi_output = False
-    _classes = True
-
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train for ``max_iter`` epochs (or until converged); returns ``self``."""
-        X, y = self._validate(X, y)
-        check_classification_targets(y)
-        if not (self.warm_start and hasattr(self, "classes_")):
-            self._set_classes(y)
-        return self._fit(X, self._encode(y), incremental=False)
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """One epoch over ``(X, y)``; the first call needs ``classes`` (every label)."""
-        first = not hasattr(self, "classes_")
-        X, y = self._validate(X, y, reset=first)
-        check_classification_targets(y)
-        if first:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._set_classes(classes)
-        return self._fit(X, self._encode(y), incremental=True)
-
-    def _set_classes(self, y: Any) -> None:
-        labels = unique_labels(_host(y))
-        if len(labels) < 2:
-            raise ValueError(f"the classifier needs at least 2 classes, got 1 class: "
-                             f"{labels.tolist()}")
-        self.n_outputs_ = len(labels)
-        self.out_activation_ = "softmax"
-        self.classes_ = labels
-        if not isinstance(y, np.ndarray) and get_config().get("array_api_dispatch"):
-            self.classes_ = array_namespace(y).asarray(labels, device=y.device)
-
-    def _encode(self, y: Any) -> np.ndarray:
-        """``y``'s labels as indices into ``classes_`` (host int64)."""
-        labels, host = _host(self.classes_), _host(y)
-        idx = np.minimum(np.searchsorted(labels, host), len(labels) - 1)
-        if np.any(labels[idx] != host):
-            raise ValueError(f"y holds labels not in classes_ {labels.tolist()}")
-        return idx.astype(np.int64)
-
-    def predict(self, X: Any) -> Any:
-        """The class of each row of ``X``, from ``classes_``."""
-        out = self._outputs(X, "predict")
-        xp = array_namespace(out)
-        idx = xp.argmax(out, axis=1)
-        if isinstance(self.classes_, np.ndarray):
-            return self.classes_[np.asarray(self._network().backend.to_numpy(idx))]
-        return xp.take(self.classes_, idx)
-
-    def predict_log_proba(self, X: Any) -> Any:
-        """Log-probabilities ``(N, len(classes_))``."""
-        out = self._outputs(X, "predict_log_proba")
-        return log_softmax(out, array_namespace(out))
-
-    def predict_proba(self, X: Any) -> Any:
-        """Class probabilities ``(N, len(classes_))`` (rows sum to 1)."""
-        out = self._outputs(X, "predict_proba")
-        xp = array_namespace(out)
-        return xp.exp(log_softmax(out, xp))
-
-    def _score_on(self, model: Network, x: Array, t: Array) -> float:
-        xp = model.xp
-        hits = xp.sum(xp.astype(xp.argmax(model.forward(x), axis=1) == t, xp.int64))
-        return int(model.backend.to_numpy(hits)) / x.shape[0]
-
-
-class MLPRegressor(RegressorMixin, _BaseMLP):
-    """A multilayer perceptron regressor: identity output, mean squared error (see the module
-    docstring for its parameters and how they differ from scikit-learn's ``MLPRegressor``)."""
-
-    _loss_class = MSE
-
-    def fit(self, X: Any, y: Any) -> MLPRegressor:
-        """Train for ``max_iter`` epochs (or until converged); returns ``self``."""
-        X, y = self._validate(X, y)
-        return self._fit(X, self._targets(y), incremental=False)
-
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
-        """One epoch over ``(X, y)``."""
-        X, y = self._validate(X, y, reset=not hasattr(self, "coefs_"))
-        return self._fit(X, self._targets(y), incremental=True)
-
-    def _targets(self, y: Any) -> Any:
-        one = y.ndim == 1
-        outputs = 1 if one else int(y.shape[1])
-        if hasattr(self, "n_outputs_") and (self.warm_start or hasattr(self, "coefs_")) and \
-                outputs != self.n_outputs_ and hasattr(self, "_model"):
-            raise ValueError(f"y has {outputs} outputs, the fitted network {self.n_outputs_}")
-        self.n_outputs_, self.out_activation_, self._one = outputs, "identity", one
-        xp = array_namespace(y)
-        return xp.reshape(y, (-1, 1)) if one else y
-
-    def _reported_loss(self, loss: float) -> float:
-        return loss / 2  # scikit-learn's: half the mean squared error
-
-    def predict(self, X: Any) -> Any:
-        """The predicted values ``(N,)``, or ``(N, n_outputs_)`` for a multi-output fit."""
-        out = self._outputs(X, "predict")
-        xp = array_namespace(out)
-        return xp.reshape(out, (-1,)) if self._one else out
-
-    def _score_on(self, model: Network, x: Array, t: Array) -> float:
-        xp = model.xp
-        d = model.forward(x) - xp.astype(t, model.dtype)
-        t = xp.astype(t, model.dtype)
-        residual = xp.sum(d * d)
-        spread = xp.sum((t - xp.mean(t, axis=0)) ** 2)
-        r, s = (float(model.backend.to_numpy(v)) for v in (residual, spread))
-        return 1.0 - r / s if s > 0 else 0.0
