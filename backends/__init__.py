@@ -46,11 +46,11 @@ def get(name: str | Backend | None = None, device: Any = None) -> Backend:
 #: The name of an array library's namespace (as ``array_api_compat.array_namespace`` gives it)
 #: -> the backend that runs its arrays.
 NAMESPACES = {
-    "array_api_compat.numpy": "numpy", "numpy": "numpy",
+    "array_api_compat.numpy": "numpy",
     "array_api_compat.torch": "torch",
-    "array_api_compat.cupy": "cupy", "cupy": "cupy",
+    "array_api_compat.cupy": "cupy",
     "array_api_strict": "array_api_strict",
-    "jax.numpy": "jax", "array_api_compat.jax": "jax",
+    "jax.numpy": "jax",
 }
 
 
@@ -70,7 +70,8 @@ def for_array(x: Any) -> Backend:
     if name is None:
         raise BackendError(f"no backend runs arrays of {xp.__name__}: choose one of "
                            f"{', '.join(NAMES)}")
-    return get(name, array_api_compat.device(x))
+    default, where = get(name), array_api_compat.device(x)
+    return default if where == default.device else get(name, where)
 
 
 def available() -> list[dict[str, Any]]:

@@ -232,11 +232,18 @@ def _strict(device: Any) -> Backend:
         dev,
         GenericOps(xp, dev),
         dtypes=_supported_dtypes(xp, dev),
-        # NumPy reads the default device's arrays only: another device's go there first.
-        to_numpy=lambda x: numpy.from_dlpack(x if x.device == info.default_device()
-                                             else x.to_device(info.default_device())),
+        to_numpy=lambda x: _strict_to_numpy(x, info.default_device()),
         version=xp.__version__,
     )
+
+
+def _strict_to_numpy(x: Any, default: Any) -> numpy.ndarray:
+    """An array-api-strict array on the host: read where NumPy can read it, else moved to the
+    default device first (array-api-strict's ``to_device`` needs NumPy 2)."""
+    try:
+        return numpy.from_dlpack(x)
+    except (BufferError, RuntimeError, ValueError):
+        return numpy.from_dlpack(x.to_device(default))
 
 
 def _strict_name(device: Any) -> str:

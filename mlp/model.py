@@ -112,8 +112,9 @@ class Network:
                 "output": self.output, "dtype": self.dtype_name}
 
     def __repr__(self) -> str:
-        return (f"MLP({self.sizes}, activation={self.activation!r}, backend={self.backend.name!r}, "
-                f"dtype={self.dtype_name!r}, parameters={self.store.size})")
+        return (f"{type(self).__name__}({self.sizes}, activation={self.activation!r}, "
+                f"backend={self.backend.name!r}, dtype={self.dtype_name!r}, "
+                f"parameters={self.store.size})")
 
     # --- the passes ----------------------------------------------------------------------
 

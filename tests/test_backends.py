@@ -522,6 +522,7 @@ def test_the_backend_of_an_array_is_its_library_on_its_device() -> None:
     on_device1 = strict.asarray([1.0, 2.0], device=strict.Device("device1"))
     found = backends.for_array(on_device1)
     assert (found.name, found.device) == ("array_api_strict", strict.Device("device1"))
-    np.testing.assert_array_equal(found.to_numpy(on_device1), [1.0, 2.0])
+    if int(np.__version__.split(".")[0]) >= 2:  # array-api-strict moves arrays with NumPy 2
+        np.testing.assert_array_equal(found.to_numpy(on_device1), [1.0, 2.0])
     with pytest.raises(backends.BackendError, match="list is not an array of a known library"):
         backends.for_array([1.0, 2.0])

@@ -30,6 +30,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import backends  # noqa: E402
 from mlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 from mlp.sklearn.arrays import to_host  # noqa: E402
 
@@ -55,13 +56,24 @@ def _hardware_here(check: Any) -> bool:
         if ns is not None:
             name += f" {getattr(ns, 'xp', '')}"
             device += f" {getattr(ns, 'device', '')}"
-    if any(lib in name for lib in ("cupy", "dpnp")) and not all(
-            importlib.util.find_spec(lib) for lib in ("cupy", "dpnp") if lib in name):
+    if "dpnp" in name or any(d in device for d in ("mps", "xpu")):
         return False
-    if "cuda" in device or "cupy" in name:
-        torch = importlib.util.find_spec("torch") and __import__("torch")
-        return bool(torch and torch.cuda.is_available()) or "cupy" in name
-    return not any(d in device for d in ("mps", "xpu"))
+    if "cupy" in name:
+        return _runs("cupy")
+    if "cuda" in device:
+        return _runs("torch", "cuda")
+    return True
+
+
+def _runs(name: str, device: str | None = None) -> bool:
+    """Whether the backend ``name`` runs here on ``device`` (its library and hardware)."""
+    if importlib.util.find_spec(name) is None:
+        return False
+    try:
+        backends.get(name, device)
+    except backends.BackendError:
+        return False
+    return True
 
 
 EXPECTED_FAILED = {
@@ -269,3 +281,67 @@ def test_everything_follows_x_under_array_api_dispatch(library: str, device: Any
         warnings.simplefilter("ignore", ConvergenceWarning)
         host = MLPClassifier((16,), max_iter=10, random_state=0).fit(X, y)
     np.testing.assert_allclose(to_host(proba), host.predict_proba(X), rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- continuing a fit
+
+
+def test_partial_fit_ignores_early_stopping_as_scikit_learn_does(digits) -> None:
+    X_train, _, y_train, _ = digits
+    clf = MLPClassifier((16,), early_stopping=True, random_state=0)
+    clf.partial_fit(X_train / 16, y_train, classes=np.arange(10))
+    clf.partial_fit(X_train / 16, y_train)
+    assert clf.n_iter_ == 2 and clf.validation_scores_ == []
+
+
+def test_a_warm_fit_with_early_stopping_goes_on(digits) -> None:
+    X_train, _, y_train, _ = digits
+    clf = MLPClassifier((16,), early_stopping=True, warm_start=True, max_iter=3,
+                        n_iter_no_change=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train / 16, y_train)
+        clf.fit(X_train / 16, y_train)
+    assert clf.n_iter_ == 6 and len(clf.validation_scores_) == 6
+    assert clf.best_loss_ is None and clf.best_validation_score_ == max(clf.validation_scores_)
+
+
+def test_a_cold_refit_may_change_the_number_of_outputs() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    reg = MLPRegressor((8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert reg.fit(X, X[:, 0]).predict(X).shape == (60,)
+        assert reg.fit(X, X[:, :2]).predict(X).shape == (60, 2)
+        with pytest.raises(ValueError, match=r"y has 1 output\(s\), the fitted network 2"):
+            reg.partial_fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_an_unpickled_estimator_goes_on_from_its_fitted_parameters(digits, solver) -> None:
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier((16,), solver=solver, learning_rate_init=0.02, random_state=0)
+    clf.partial_fit(X_train / 16, y_train, classes=np.arange(10))
+    for _ in range(14):
+        clf.partial_fit(X_train / 16, y_train)
+    assert clf.score(X_test / 16, y_test) > 0.8
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X_test / 16),
+                                  clf.predict_proba(X_test / 16))
+    again.partial_fit(X_train / 16, y_train)  # from the fitted parameters, not from scratch
+    assert again.n_iter_ == 16
+    assert type(again._network().optimizer).__name__ == {"adam": "Adam", "sgd": "SGD"}[solver]
+    assert again.score(X_test / 16, y_test) > 0.8
+
+
+def test_classes_given_as_a_list_follow_y_under_dispatch(digits) -> None:
+    if not os.environ.get("SCIPY_ARRAY_API"):
+        pytest.skip("array API dispatch needs SCIPY_ARRAY_API=1 (the sklearn session sets it)")
+    strict = pytest.importorskip("array_api_strict")
+    X_train, _, y_train, _ = digits
+    Xd, yd = strict.asarray(X_train / 16), strict.asarray(y_train)
+    with config_context(array_api_dispatch=True):
+        clf = MLPClassifier((16,), random_state=0).partial_fit(Xd, yd, classes=list(range(10)))
+        assert type(clf.classes_) is type(Xd)
+        assert type(clf.predict(Xd)) is type(Xd)

@@ -57,10 +57,11 @@ class Dropout(Layer):
             return self.backend.keep_mask(rng, shape, self.rate, on_device=on_device)
         return rng.random(shape) >= self.rate
 
-    def feed(self, keep: Array) -> None:
+    def feed(self, keep: Array | None) -> None:
         """The mask the next training forward applies instead of drawing one: a boolean array
         like its input, true where a unit is kept (a compiled step draws the masks outside
-        the compiled function, with :meth:`draw_keep`, and passes them in)."""
+        the compiled function, with :meth:`draw_keep`, and passes them in); ``None`` takes a
+        fed mask back."""
         self._fed = keep
 
     def forward(self, x: Array, train: bool = False) -> Array:

@@ -20,6 +20,9 @@ Differences from scikit-learn's estimators:
 - The classifier always ends in a softmax over ``len(classes_)`` outputs (two for a binary
   problem; scikit-learn uses one logistic unit), so ``out_activation_`` is ``"softmax"``.
   Multilabel targets are not supported.
+- ``warm_start`` and ``partial_fit`` continue with the first fit's optimizer (its moments and
+  settings); scikit-learn builds a new optimizer for each ``fit``. A pickled estimator
+  continues training with a fresh optimizer state.
 - The regressor's loss is the mean squared error over all outputs; ``loss_`` reports half of it,
   plus the penalty, as scikit-learn does.
 - Extra parameters: ``backend`` (``"auto"``: from the input's namespace under array API

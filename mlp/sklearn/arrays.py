@@ -14,20 +14,21 @@ from ..model import Network
 
 
 def following(X: Any, y: Any) -> Any:
-    """``y`` in ``X``'s namespace and on its device ("everything follows X"); labels that are
-    not numbers stay host NumPy."""
+    """``y`` (``(N,)`` or ``(N, k)``) in ``X``'s namespace and on its device ("everything
+    follows X"); labels that are not numbers stay host NumPy."""
     try:
         xp = array_namespace(X)
-        if array_namespace(y) is xp and y.device == X.device:
+        if array_namespace(y) is xp and device(y) == device(X):
             return y
     except TypeError:
         return y
     host = to_host(y)
-    return host if host.dtype.kind not in "biuf" else xp.asarray(host, device=X.device)
+    return host if host.dtype.kind not in "biuf" else xp.asarray(host, device=device(X))
 
 
 def on_model(model: Network, a: Any, dtype: Any = None) -> Array:
-    """``a`` as an array of the model's library and device (in ``dtype``, when given)."""
+    """``a`` (any shape) as an array of the model's library and device (cast to ``dtype``,
+    when given)."""
     a = on_backend(model.backend, a)
     return a if dtype is None or a.dtype == dtype else model.xp.astype(a, dtype)
 

@@ -33,7 +33,10 @@ SOLVERS = ("adam", "sgd")
 class BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, training, fitted attributes."""
 
+    #: The network's loss; whether ``y`` may have several columns; whether it holds classes.
     _loss_class: type = SoftmaxCrossEntropy
+    _multi_output = True
+    _classes = False
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
                  solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
@@ -129,12 +132,11 @@ class BaseMLP(BaseEstimator):
                              dtype=dtypes, y_numeric=not self._classes)
         return X, following(X, y)
 
-    _multi_output = True
-    _classes = False
-
     # --- the network ----------------------------------------------------------------------
 
     def _backend(self, X: Any) -> backends.Backend:
+        """Where the network of a fit on ``X`` runs: ``backend``/``device`` as given, else X's
+        library and device under array API dispatch, else NumPy."""
         if self.backend != "auto":
             return backends.get(self.backend, self.device)
         if not get_config().get("array_api_dispatch"):
@@ -142,55 +144,64 @@ class BaseMLP(BaseEstimator):
         found = backends.for_array(X)
         return found if self.device is None else backends.get(found.name, self.device)
 
-    def _build(self, X: Any, n_outputs: int, seed: int) -> Network:
+    def _build(self, backend: backends.Backend, dtype: str, n_features: int,
+               seed: int) -> Network:
+        """A fresh network ``n_features -> hidden_layer_sizes -> n_outputs_`` with the solver's
+        optimizer; ``alpha`` becomes the weight decay ``alpha / self._batch``."""
         sizes = self._check_parameters()
-        backend = self._backend(X)
-        dtype = self.dtype or (str(X.dtype).rsplit(".", 1)[-1]
-                               if str(X.dtype).endswith(("float32", "float64")) else "float64")
-        batch = self._batch_size(X.shape[0])
         if self.solver == "adam":
             optimizer = Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                             eps=self.epsilon, weight_decay=self.alpha / batch,
+                             eps=self.epsilon, weight_decay=self.alpha / self._batch,
                              schedule=self.schedule)
         else:
             optimizer = SGD(self.learning_rate_init, momentum=self.momentum,
                             nesterov=self.nesterovs_momentum and self.momentum > 0,
-                            weight_decay=self.alpha / batch, schedule=self.schedule)
-        model = Network([X.shape[1], *sizes, n_outputs], activation=ACTIVATIONS[self.activation],
-                        dropout=self.dropout, loss=self._loss_class(), optimizer=optimizer,
-                        backend=backend, dtype=dtype, seed=seed)
+                            weight_decay=self.alpha / self._batch, schedule=self.schedule)
+        model = Network([n_features, *sizes, self.n_outputs_],
+                        activation=ACTIVATIONS[self.activation], dropout=self.dropout,
+                        loss=self._loss_class(), optimizer=optimizer, backend=backend,
+                        dtype=dtype, seed=seed)
         choose(model)
         return model
 
     def _batch_size(self, n: int) -> int:
+        """Samples per step for a set of ``n``: scikit-learn's ``"auto"`` is 200."""
         return min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
 
     # --- training -------------------------------------------------------------------------
 
     def _fit(self, X: Any, T: Any, incremental: bool) -> BaseMLP:
-        """Train on ``X`` and the network's targets ``T`` (labels or rows, as arrays of any
-        namespace), ``max_iter`` epochs (one when ``incremental``)."""
+        """Train on ``X (N, n_features_in_)`` and the network's targets ``T`` (``(N,)`` int64
+        class indices or ``(N, n_outputs_)`` values, of any namespace): ``max_iter`` epochs, or
+        one when ``incremental``. A first fit, or one without ``warm_start``, starts afresh."""
         rng = check_random_state(self.random_state)
-        fresh = not (incremental or self.warm_start) or not hasattr(self, "_model")
-        if fresh:
-            self._model = self._build(X, self.n_outputs_, int(rng.randint(2**31 - 1)))
+        if not (incremental or self.warm_start) or not hasattr(self, "coefs_"):
+            float_dtype = str(X.dtype).rsplit(".", 1)[-1]
+            dtype = self.dtype or (float_dtype if float_dtype in ("float32", "float64")
+                                   else "float64")
+            self._batch = self._batch_size(X.shape[0])
+            self._model = self._build(self._backend(X), dtype, X.shape[1],
+                                      int(rng.randint(2**31 - 1)))
             self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
-            self.best_loss_ = math.inf
+            self._best_loss, self.best_loss_ = math.inf, math.inf
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = -math.inf if self.early_stopping else None
             self._no_improvement, self._best = 0, None
-        model = self._model
+        model = self._network()
+        early = self.early_stopping and not incremental  # as scikit-learn: not in partial_fit
         with model.backend.activate():
             x, t = on_model(model, X, model.dtype), on_model(model, T)
             x_val = t_val = None
-            if self.early_stopping and not incremental:
+            if early:
                 x, x_val, t, t_val = self._split(x, t, rng)
             self._epochs(model, x, t, x_val, t_val, rng, 1 if incremental else self.max_iter,
                          incremental)
-        self._publish()
+            self._publish()
         return self
 
     def _split(self, x: Array, t: Array, rng: Any) -> tuple[Array, Array, Array, Array]:
+        """``x`` and ``t`` cut into training and validation rows (``validation_fraction`` of
+        them; stratified by class for the classifier)."""
         n = x.shape[0]
         host_t = self._model.backend.to_numpy(t)
         stratify = host_t if self._classes and len(np.unique(host_t)) > 1 else None
@@ -203,14 +214,17 @@ class BaseMLP(BaseEstimator):
         return take(x, train), take(x, val), take(t, train), take(t, val)
 
     def _rows(self, a: Array, idx: Any) -> Array:
+        """The rows ``idx`` (host integers) of ``a``, on the network's device."""
         model = self._model
         return model.xp.take(a, model.backend.asarray(np.asarray(idx, dtype=np.int64)), axis=0)
 
     def _epochs(self, model: Network, x: Array, t: Array, x_val: Any, t_val: Any, rng: Any,
                 epochs: int, incremental: bool) -> None:
+        """Up to ``epochs`` epochs of shuffled mini-batches, each followed by the stopping rule
+        (:meth:`_converged`); early stopping ends on the best validation score's parameters."""
         xp, n = model.xp, x.shape[0]
         batch = self._batch_size(n)
-        squares = self.alpha * 0.5 / batch
+        squares = self.alpha * 0.5 / self._batch
         take = model.ops.take_rows
         for _ in range(epochs):
             # One permutation per epoch crosses to the device; the batches are its slices.
@@ -224,44 +238,45 @@ class BaseMLP(BaseEstimator):
             if not math.isfinite(loss):
                 raise ValueError(f"the loss became {loss} in iteration {self.n_iter_ + 1}: "
                                  "lower learning_rate_init, or scale the inputs")
-            weights = sum(float(model.backend.to_numpy(xp.sum(w * w)))
-                          for name, w in model.parameters().items() if name.endswith(".W"))
+            weights = float(model.backend.to_numpy(xp.sum(xp.stack(
+                [xp.sum(w * w) for name, w in model.parameters().items()
+                 if name.endswith(".W")]))))
             loss = self._reported_loss(loss) + squares * weights
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self._converged(model, loss, x_val, t_val) or incremental:
+            if self._converged(model, loss, x_val, t_val, x_val is not None) or incremental:
                 break
         else:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=4)
-        if self.early_stopping and self._best is not None and not incremental:
-            model.store.load_flat(self._best)
+        if x_val is not None and self._best is not None:
+            model.store.load_flat(model.xp.asarray(self._best, copy=True))
 
     def _reported_loss(self, loss: float) -> float:
         return loss
 
-    def _converged(self, model: Network, loss: float, x_val: Any, t_val: Any) -> bool:
+    def _converged(self, model: Network, loss: float, x_val: Any, t_val: Any,
+                   early: bool) -> bool:
         """scikit-learn's stopping rule after an epoch: ``n_iter_no_change`` epochs in a row
-        without improving the best validation score (early stopping) or loss by ``tol``."""
-        if self.early_stopping:
-            score = self._scoreon_model(model, x_val, t_val)
+        without improving the best validation score (``early``) or loss by ``tol``."""
+        if early:
+            score = self._validation_score(model, x_val, t_val)
             self.validation_scores_.append(score)
             improved = score > self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
                 self._best = model.xp.asarray(model.store.flat, copy=True)
         else:
-            improved = loss < self.best_loss_ - self.tol
-        if loss < self.best_loss_:
-            self.best_loss_ = loss
+            improved = loss < self._best_loss - self.tol
+        self._best_loss = min(self._best_loss, loss)
         self._no_improvement = 0 if improved else self._no_improvement + 1
         if self._no_improvement >= self.n_iter_no_change:
             if self.verbose:
-                what = "Validation score" if self.early_stopping else "Training loss"
+                what = "Validation score" if early else "Training loss"
                 print(f"{what} did not improve more than tol={self.tol} for "
                       f"{self.n_iter_no_change} consecutive epochs. Stopping.")
             return True
@@ -277,23 +292,22 @@ class BaseMLP(BaseEstimator):
         self.intercepts_ = [copy(params[f"{i}.b"]) for i in linears]
         self.n_layers_ = len(self.coefs_) + 1
         self.loss_ = self.loss_curve_[-1]
-        if self.early_stopping:
-            self.best_loss_ = None
+        self.best_loss_ = None if self.early_stopping else self._best_loss
 
     def _network(self) -> Network:
-        """The fitted network (rebuilt from ``coefs_`` after unpickling)."""
-        check_is_fitted(self, "coefs_")
+        """The fitted network; after unpickling, built again where it was fitted, with the
+        fitted parameters (and a fresh optimizer state)."""
         if getattr(self, "_model", None) is None:
-            sizes = [int(self.coefs_[0].shape[0])] + [int(c.shape[1]) for c in self.coefs_]
+            check_is_fitted(self, "coefs_")
             first = self.coefs_[0]
-            dtype = str(first.dtype).rsplit(".", 1)[-1]
-            model = Network(sizes, activation=ACTIVATIONS[self.activation],
-                            loss=self._loss_class(), backend=self._backend(first),
-                            dtype=dtype)
+            backend = (backends.for_array(first) if self.backend == "auto"
+                       else backends.get(self.backend, self.device))
+            model = self._build(backend, str(first.dtype).rsplit(".", 1)[-1],
+                                int(first.shape[0]), seed=0)
+            linears = [i for i, layer in enumerate(model.layers) if "W" in layer.param_shapes()]
             arrays = {}
-            for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-                arrays[f"{2 * i}.W"] = model.backend.to_numpy(w) if hasattr(w, "shape") else w
-                arrays[f"{2 * i}.b"] = model.backend.to_numpy(b) if hasattr(b, "shape") else b
+            for i, w, b in zip(linears, self.coefs_, self.intercepts_, strict=True):
+                arrays[f"{i}.W"], arrays[f"{i}.b"] = to_host(w), to_host(b)
             model.load_state_dict(arrays)
             self._model = model
         return self._model
@@ -317,12 +331,10 @@ class BaseMLP(BaseEstimator):
                 f"{xp.__name__} on {where}")
 
     def __getstate__(self) -> dict[str, Any]:
+        """The estimator without its network (rebuilt from ``coefs_`` when needed); the
+        fitted arrays stay in their library, on their device."""
         state = dict(self.__dict__)
         state.pop("_model", None)
-        state.pop("_best", None)
-        if "coefs_" in state:
-            for key in ("coefs_", "intercepts_"):
-                state[key] = [np.asarray(to_host(a)) for a in state[key]]
-            if "classes_" in state:
-                state["classes_"] = to_host(state["classes_"])
+        if "_best" in state:
+            state["_best"] = None
         return state

@@ -9,7 +9,7 @@ from sklearn import get_config
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 
-from .._xp import Array, array_namespace
+from .._xp import Array, array_namespace, device
 from ..layers import log_softmax
 from ..model import Network
 from .arrays import to_host
@@ -28,7 +28,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         X, y = self._validate(X, y)
         check_classification_targets(y)
         if not (self.warm_start and hasattr(self, "classes_")):
-            self._set_classes(y)
+            self._set_classes(y, like=y)
         return self._fit(X, self._encode(y), incremental=False)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
@@ -39,19 +39,24 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if first:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
-            self._set_classes(classes)
+            self._set_classes(classes, like=y)
         return self._fit(X, self._encode(y), incremental=True)
 
-    def _set_classes(self, y: Any) -> None:
-        labels = unique_labels(to_host(y))
+    def _set_classes(self, classes: Any, like: Any) -> None:
+        """``classes_``: the sorted labels of ``classes``; under array API dispatch in the
+        namespace and on the device of ``like`` (``y``) where they are numbers."""
+        labels = unique_labels(to_host(classes))
         if len(labels) < 2:
             raise ValueError(f"the classifier needs at least 2 classes, got 1 class: "
                              f"{labels.tolist()}")
         self.n_outputs_ = len(labels)
         self.out_activation_ = "softmax"
         self.classes_ = labels
-        if not isinstance(y, np.ndarray) and get_config().get("array_api_dispatch"):
-            self.classes_ = array_namespace(y).asarray(labels, device=y.device)
+        if get_config().get("array_api_dispatch") and labels.dtype.kind in "biuf":
+            try:
+                self.classes_ = array_namespace(like).asarray(labels, device=device(like))
+            except TypeError:  # labels that are no array: host NumPy
+                pass
 
     def _encode(self, y: Any) -> np.ndarray:
         """``y``'s labels as indices into ``classes_`` (host int64)."""
@@ -81,7 +86,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         xp = array_namespace(out)
         return xp.exp(log_softmax(out, xp))
 
-    def _scoreon_model(self, model: Network, x: Array, t: Array) -> float:
+    def _validation_score(self, model: Network, x: Array, t: Array) -> float:
         xp = model.xp
         hits = xp.sum(xp.astype(xp.argmax(model.forward(x), axis=1) == t, xp.int64))
         return int(model.backend.to_numpy(hits)) / x.shape[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.base import RegressorMixin
 
 from .._xp import Array, array_namespace
@@ -21,19 +22,22 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def fit(self, X: Any, y: Any) -> MLPRegressor:
         """Train for ``max_iter`` epochs (or until converged); returns ``self``."""
         X, y = self._validate(X, y)
-        return self._fit(X, self._targets(y), incremental=False)
+        return self._fit(X, self._targets(y, incremental=False), incremental=False)
 
     def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
         """One epoch over ``(X, y)``."""
         X, y = self._validate(X, y, reset=not hasattr(self, "coefs_"))
-        return self._fit(X, self._targets(y), incremental=True)
+        return self._fit(X, self._targets(y, incremental=True), incremental=True)
 
-    def _targets(self, y: Any) -> Any:
+    def _targets(self, y: Any, incremental: bool) -> Any:
+        """``y`` as the network's target rows ``(N, n_outputs_)``; a fit that continues the
+        fitted network (``partial_fit``, ``warm_start``) must keep its number of outputs."""
         one = y.ndim == 1
         outputs = 1 if one else int(y.shape[1])
-        if hasattr(self, "n_outputs_") and (self.warm_start or hasattr(self, "coefs_")) and \
-                outputs != self.n_outputs_ and hasattr(self, "_model"):
-            raise ValueError(f"y has {outputs} outputs, the fitted network {self.n_outputs_}")
+        if (incremental or self.warm_start) and hasattr(self, "coefs_") and \
+                outputs != self.n_outputs_:
+            raise ValueError(f"y has {outputs} output(s), the fitted network "
+                             f"{self.n_outputs_}: fit without warm_start to start again")
         self.n_outputs_, self.out_activation_, self._one = outputs, "identity", one
         xp = array_namespace(y)
         return xp.reshape(y, (-1, 1)) if one else y
@@ -47,11 +51,15 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         xp = array_namespace(out)
         return xp.reshape(out, (-1,)) if self._one else out
 
-    def _scoreon_model(self, model: Network, x: Array, t: Array) -> float:
+    def _validation_score(self, model: Network, x: Array, t: Array) -> float:
+        """R² of the network on ``x (N, D)``, ``t (N, n_outputs_)``, averaged over the outputs
+        as scikit-learn's ``score`` does (a constant output: 1 when predicted exactly, else
+        0)."""
         xp = model.xp
-        d = model.forward(x) - xp.astype(t, model.dtype)
         t = xp.astype(t, model.dtype)
-        residual = xp.sum(d * d)
-        spread = xp.sum((t - xp.mean(t, axis=0)) ** 2)
-        r, s = (float(model.backend.to_numpy(v)) for v in (residual, spread))
-        return 1.0 - r / s if s > 0 else 0.0
+        d = model.forward(x) - t
+        sums = xp.stack([xp.sum(d * d, axis=0), xp.sum((t - xp.mean(t, axis=0)) ** 2, axis=0)])
+        residual, spread = model.backend.to_numpy(sums)
+        constant = np.where(residual == 0, 1.0, 0.0)
+        r2 = np.where(spread > 0, 1.0 - residual / np.where(spread > 0, spread, 1.0), constant)
+        return float(np.mean(r2))

@@ -7,8 +7,8 @@
 - data-parallel (:mod:`mlp.distributed`): the allreduce of the gradient between the two.
 
 The step is the caller's choice: :func:`choose` installs one as ``model.step``, which
-:meth:`~mlp.model.Network.train_step` then runs (the command line and
-:class:`~mlp.train.Trainer` call it; so can a user).
+:meth:`~mlp.model.Network.train_step` and the :class:`~mlp.train.Trainer` then run (the
+command line and the trainer choose; so can a user).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class CompiledStep:
 
     def __call__(self, x: Array, y: Array) -> tuple[Array, Array]:
         """One step on ``x (N, sizes[0])`` in the model dtype and labels ``y`` (as for
-        :meth:`~mlp.MLP.train_step`); returns the loss."""
+        :meth:`~mlp.MLP.train_step`); returns the loss (0-d) and the outputs."""
         model = self.model
         backend, opt, store = model.backend, model.optimizer, model.store
         if self._traced_for != (model.loss, opt):
@@ -123,6 +123,8 @@ class CompiledStep:
                 settings=settings_of(opt))
         except BaseException:
             store.set_flat(before)  # the trace left its placeholders in the layers
+            for layer, _ in self._dropouts:
+                layer.feed(None)  # and perhaps a fed mask no forward took
             raise
         store.set_flat(flat, views)
         opt.keep(state)
