@@ -68,8 +68,11 @@ def torch(session: nox.Session) -> None:
     end-to-end trainings on MNIST (the README's accuracy promises, its Python snippets)."""
     session.install(TORCH)
     session.install("-e", ".[test,sklearn]")  # scikit-learn: the README's Pipeline example
-    # A skip of a torch test is a failure here: this session exists to run them.
-    session.env["MLP_REQUIRE_BACKENDS"] = "torch,array_api_strict"
+    # A skip of a torch test is a failure here: this session exists to run them. The
+    # estimators' array API dispatch on torch needs SciPy's array API mode, as in the sklearn
+    # session.
+    session.env.update({"MLP_REQUIRE_BACKENDS": "torch,array_api_strict",
+                        "SCIPY_ARRAY_API": "1"})
     run_pytest(session, "-m", "not gpu and not mpi")
 
 
