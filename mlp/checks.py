@@ -30,8 +30,7 @@ def check_batch(x: Array, width: int, dtype: Any, dtype_name: str) -> Array:
     Raises:
         ValueError: another shape. TypeError: another dtype.
     """
-    if x.ndim != 2 or x.shape[1] != width:
-        raise ValueError(f"expected inputs of shape (N, {width}), got {tuple(x.shape)}")
+    _check_width(x, width, "inputs")
     if x.dtype != dtype:
         raise TypeError(f"inputs are {x.dtype}, the model is {dtype_name}; "
                         "convert with model.backend.asarray(x, model.dtype)")
@@ -41,9 +40,7 @@ def check_batch(x: Array, width: int, dtype: Any, dtype_name: str) -> Array:
 def check_rows(x: Array, width: int, what: str = "x", shape_name: str | None = None) -> None:
     """``x`` is a set ``(N, width)`` with at least one row; ``what`` names it in messages
     (``shape_name``, where given, in the message about its shape)."""
-    if x.ndim != 2 or x.shape[1] != width:
-        raise ValueError(f"expected {shape_name or what} of shape (N, {width}), "
-                         f"got {tuple(x.shape)}")
+    _check_width(x, width, shape_name or what)
     if x.shape[0] == 0:
         raise ValueError(f"{what} has 0 rows: at least one sample is needed")
 
@@ -90,6 +87,11 @@ def check_set(x: Array, y: Array, classes: int, backend: Any, which: str = "") -
             xp.stack([xp.min(y), xp.max(y)])).tolist())
         raise ValueError(f"{which}labels must be class indices in [0, {classes}): "
                          f"{bad[0]} of {n} are not (values from {low} to {high})")
+
+
+def _check_width(x: Array, width: int, name: str) -> None:
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"expected {name} of shape (N, {width}), got {tuple(x.shape)}")
 
 
 def _count(xp: Any, mask: Array) -> Array:

@@ -48,3 +48,9 @@ def placement(a: Any) -> tuple[Any, Any]:
     except TypeError:
         default = backends.get()
         return default.xp, default.device
+
+
+def float_name(a: Any) -> str:
+    """``"float32"`` for a float32 array of any library, else ``"float64"`` (what the checked
+    inputs and the fitted arrays hold)."""
+    return "float32" if a.dtype == array_namespace(a).float32 else "float64"

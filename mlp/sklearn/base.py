@@ -24,7 +24,7 @@ from ..losses import SoftmaxCrossEntropy
 from ..model import Network
 from ..optimizers import SGD, Adam
 from ..steps import choose
-from .arrays import following, on_model, placement, to_host
+from .arrays import float_name, following, on_model, placement, to_host
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 SOLVERS = ("adam", "sgd")
@@ -176,9 +176,7 @@ class BaseMLP(BaseEstimator):
         one when ``incremental``. A first fit, or one without ``warm_start``, starts afresh."""
         rng = check_random_state(self.random_state)
         if not (incremental or self.warm_start) or not hasattr(self, "coefs_"):
-            float_dtype = str(X.dtype).rsplit(".", 1)[-1]
-            dtype = self.dtype or (float_dtype if float_dtype in ("float32", "float64")
-                                   else "float64")
+            dtype = self.dtype or float_name(X)
             self._batch = self._batch_size(X.shape[0])
             self._model = self._build(self._backend(X), dtype, X.shape[1],
                                       int(rng.randint(2**31 - 1)))
@@ -302,8 +300,7 @@ class BaseMLP(BaseEstimator):
             first = self.coefs_[0]
             backend = (backends.for_array(first) if self.backend == "auto"
                        else backends.get(self.backend, self.device))
-            model = self._build(backend, str(first.dtype).rsplit(".", 1)[-1],
-                                int(first.shape[0]), seed=0)
+            model = self._build(backend, float_name(first), int(first.shape[0]), seed=0)
             linears = [i for i, layer in enumerate(model.layers) if "W" in layer.param_shapes()]
             arrays = {}
             for i, w, b in zip(linears, self.coefs_, self.intercepts_, strict=True):

@@ -87,6 +87,5 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return xp.exp(log_softmax(out, xp))
 
     def _validation_score(self, model: Network, x: Array, t: Array) -> float:
-        xp = model.xp
-        hits = xp.sum(xp.astype(xp.argmax(model.forward(x), axis=1) == t, xp.int64))
-        return int(model.backend.to_numpy(hits)) / x.shape[0]
+        """Accuracy of the network on ``x (N, D)`` and class indices ``t (N,)``."""
+        return model.evaluate(x, t)["accuracy"]
