@@ -146,11 +146,15 @@ class Backend:
     def asarray(self, host: Any, dtype: Any = None, copy: bool = False) -> Array:
         """Host data (NumPy array or nested lists) on this backend's device.
 
-        ``dtype`` is a name, a dtype of this library, or ``None`` to keep the host dtype. On a
-        host backend the result may share memory with ``host``; ``copy=True`` guarantees a
-        fresh, writable, C-contiguous array (one the in-place kernels may write into).
+        ``dtype`` is a name, a dtype of this library, or ``None`` to keep the host dtype (host
+        floats of a dtype the device lacks, float64 on a device without it, become its widest
+        float). On a host backend the result may share memory with ``host``; ``copy=True``
+        guarantees a fresh, writable, C-contiguous array (one the in-place kernels may write
+        into).
         """
         host = numpy.array(host, order="C", copy=True) if copy else numpy.asarray(host)
+        if dtype is None and host.dtype.name in DTYPES and host.dtype.name not in self.dtypes:
+            dtype = self.dtypes[-1]
         if dtype is not None:
             dtype = self.dtype(dtype) if isinstance(dtype, str) else dtype
             # Cast floats on the host: the device may not have the host's dtype (float64).

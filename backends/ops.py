@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from array_api_compat import device as array_device
+
 Array = Any
 
 
@@ -101,7 +103,7 @@ class GenericOps:
                 out: Array | None = None) -> Array:
         """``(N,)`` integer labels -> ``(N, C)`` rows of 0/1 in ``dtype``."""
         xp = self.xp
-        classes = xp.arange(num_classes, device=self.device)
+        classes = xp.arange(num_classes, device=array_device(labels))
         return xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
 
     def softmax_xent(self, z: Array, t: Array, k: float, out: Array | None = None,

@@ -198,6 +198,7 @@ class Network:
         With ``scale``, ``x`` holds raw integer features (e.g. uint8 pixels) converted batch by
         batch to ``x * scale`` in the model dtype, so the whole set is never copied."""
         batch_size = checks.count_argument("batch_size", batch_size)
+        x, y = on_backend(self.backend, x), on_backend(self.backend, y)
         checks.check_rows(x, self.sizes[0])
         checks.check_set(x, y, self.sizes[-1], self.backend)
         totals, i = Totals(self.backend, self.dtype), 0

@@ -55,6 +55,10 @@ LIBRARIES = {
     "jax": "jax",
 }
 CPU_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
+#: array-api-strict's restricted devices: one without float64 (nor complex128), and a second
+#: device besides the default one, so that the core is proven never to assume float64 or a
+#: default device (``name:device``, as MLP_REQUIRE_BACKENDS spells them).
+STRICT_DEVICES = ("array_api_strict:no_float64", "array_api_strict:device1")
 
 
 def _requirement(entry: str) -> tuple[str, str | None]:
@@ -97,7 +101,8 @@ def skip_is_failure(params: dict[str, object], gpu_marked: bool, reason: str,
     """Why a skip with ``reason`` of a test with these parameters is a failure under the
     required ``entries`` (``None``: it stays a skip)."""
     required = [name for name, _ in entries]
-    values = [v for v in params.values() if isinstance(v, str) and v in LIBRARIES]
+    values = [v.partition(":")[0] for v in params.values()
+              if isinstance(v, str) and v.partition(":")[0] in LIBRARIES]
     named = [v for v in values if v in required]
     # A skip for another, optional backend of the same test (a cross-backend pair) stays one.
     other = any(f"'{v}'" in reason for v in values if v not in required)
@@ -125,7 +130,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 
 
 def load_backend(name: str, device: object = None) -> Backend:
-    """``backends.get(name, device)``, or skip the test saying why it cannot run here."""
+    """``backends.get(name, device)``, or skip the test saying why it cannot run here;
+    ``name`` may be ``name:device``."""
+    if device is None and ":" in name:
+        name, _, device = name.partition(":")
     pytest.importorskip(
         LIBRARIES[name],
         reason=f"backend {name!r} needs the {LIBRARIES[name]!r} package",
@@ -144,6 +152,23 @@ def load_backend(name: str, device: object = None) -> Backend:
     return b
 
 
+def refuses_dtype(b: Backend, dtype: str) -> bool:
+    """Whether backend ``b`` lacks ``dtype`` (array-api-strict's ``no_float64`` device, JAX
+    without x64), once it has refused it with its clear error; a test then checks nothing
+    else."""
+    if dtype in b.dtypes:
+        return False
+    with pytest.raises(BackendError, match=f"has no {dtype}"):
+        b.dtype(dtype)
+    return True
+
+
+@pytest.fixture(scope="session")
+def lacks_dtype() -> Callable[[Backend, str], bool]:
+    """:func:`refuses_dtype` (a fixture so test modules need not import conftest)."""
+    return refuses_dtype
+
+
 @pytest.fixture(scope="session")
 def get_backend() -> Callable[..., Backend]:
     """``load_backend`` (a fixture so test modules need not import conftest)."""
@@ -152,10 +177,11 @@ def get_backend() -> Callable[..., Backend]:
 
 @pytest.fixture(
     scope="session",
-    params=[*CPU_BACKENDS, pytest.param("cupy", marks=pytest.mark.gpu)],
+    params=[*CPU_BACKENDS, *STRICT_DEVICES, pytest.param("cupy", marks=pytest.mark.gpu)],
 )
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """Every backend: numpy, array_api_strict, torch, jax (CPU) and cupy (GPU)."""
+    """Every backend: numpy, array_api_strict (on its default device and its restricted ones,
+    :data:`STRICT_DEVICES`), torch, jax (CPU) and cupy (GPU)."""
     return load_backend(request.param)
 
 
