@@ -1,5 +1,6 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session
-(with the slow end-to-end tests), a JAX session, data-parallel training under MPI, and lint.
+(with the slow end-to-end tests), a JAX session, data-parallel training under MPI, the
+scikit-learn estimators, ONNX export and dask inference, and lint.
 ``nox`` runs every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi", "sklearn"]
+nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi", "sklearn", "onnx_dask"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
@@ -102,6 +103,16 @@ def sklearn(session: nox.Session, sklearn: str) -> None:
     session.run("python", "-c", "import sklearn; print('scikit-learn', sklearn.__version__)")
     session.env.update({"SCIPY_ARRAY_API": "1", "MLP_REQUIRE_BACKENDS": "torch,array_api_strict"})
     run_pytest(session, "-m", "not gpu and not mpi", "tests/test_sklearn.py", skips=False)
+
+
+@nox.session(python="3.11")
+def onnx_dask(session: nox.Session) -> None:
+    """ONNX export (ndonnx, onnx, and onnxruntime and ONNX's reference evaluator to check it)
+    and inference on dask arrays, on the threaded scheduler and a local two-process cluster,
+    with the onnx and dask extras. A skip is a failure here: the libraries are required."""
+    session.install("-e", ".[test,onnx,dask]")
+    run_pytest(session, "-m", "not gpu and not mpi", "tests/test_export.py", "tests/test_dask.py",
+               skips=False)
 
 
 @nox.session(python="3.11")

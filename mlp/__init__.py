@@ -25,8 +25,8 @@ _EXPORTS = {
     **dict.fromkeys(("Constant", "Cosine", "LinearWarmup", "StepDecay"), "schedules"),
     "Trainer": "train",
 }
-_SUBMODULES = ("architecture", "checkpoint", "data", "train", "images", "layers", "losses",
-               "model", "optimizers", "schedules", "sklearn", "steps")
+_SUBMODULES = ("architecture", "checkpoint", "data", "export", "train", "images", "inference",
+               "layers", "losses", "model", "optimizers", "schedules", "sklearn", "steps")
 
 __all__ = [*sorted(_EXPORTS), "checkpoint", "data", "train"]
 

@@ -85,8 +85,16 @@ def check_set(x: Array, y: Array, classes: int, backend: Any, which: str = "") -
     if bad[0]:
         low, high = (int(v) for v in backend.to_numpy(
             xp.stack([xp.min(y), xp.max(y)])).tolist())
+        refuse_labels_outside(bad[0], n, low, high, classes, which)
+
+
+def refuse_labels_outside(bad: int, n: int, low: int, high: int, classes: int,
+                          which: str = "") -> None:
+    """Refuse ``bad`` of ``n`` labels outside ``[0, classes)`` (their values from ``low`` to
+    ``high``): a ``ValueError``, unless ``bad`` is 0."""
+    if bad:
         raise ValueError(f"{which}labels must be class indices in [0, {classes}): "
-                         f"{bad[0]} of {n} are not (values from {low} to {high})")
+                         f"{bad} of {n} are not (values from {low} to {high})")
 
 
 def _check_width(x: Array, width: int, name: str) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from backends import lazy
+
 from ._xp import Array, array_namespace
 from .checks import check_labels, check_rows
 
@@ -30,7 +32,14 @@ def input_scale(xp: Any, dtype: Any) -> float:
 
 def on_backend(backend: Any, x: Any) -> Array:
     """``x`` as an array of ``backend``'s library: its own arrays pass through, host data
-    (NumPy arrays, lists) is copied onto its device."""
+    (NumPy arrays, lists) is copied onto its device.
+
+    Raises:
+        TypeError: ``x`` is a dask array (lazy: only inference takes those).
+    """
+    if lazy.is_lazy(x):
+        raise TypeError("dask arrays are lazy and only predict, predict_proba and evaluate take "
+                        "them; to train, load the data into memory first (x.compute())")
     try:
         if array_namespace(x) is backend.xp:
             return x

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import backends
+from backends import lazy
 
 from . import checks
 from ._xp import Array
 from .architecture import build_layers, default_init
+from .inference import lazy_evaluate, lazy_outputs
 from .inputs import Converter, input_scale, on_backend
 from .layers import Dropout, Sequential, log_softmax
 from .losses import Loss, SoftmaxCrossEntropy
@@ -180,12 +182,18 @@ class Network:
 
     @on_device
     def predict(self, x: Any, batch_size: int = 4096) -> Array:
-        """Predicted class indices ``(N,)`` on the device."""
+        """Predicted class indices ``(N,)`` on the device; for a dask array ``x``, a dask
+        array computed chunk by chunk (see :mod:`mlp.inference`)."""
+        if lazy.is_lazy(x):
+            return lazy_outputs(self, x, "labels")
         return self._joined([self.xp.argmax(out, axis=1) for out in self._outputs(x, batch_size)])
 
     @on_device
     def predict_proba(self, x: Any, batch_size: int = 4096) -> Array:
-        """Class probabilities ``(N, C)`` in the model dtype on the device (rows sum to 1)."""
+        """Class probabilities ``(N, C)`` in the model dtype on the device (rows sum to 1); for
+        a dask array ``x``, a dask array."""
+        if lazy.is_lazy(x):
+            return lazy_outputs(self, x, "proba")
         xp = self.xp
         return self._joined([xp.asarray(out, copy=True) if self.output == "softmax"
                              else xp.exp(log_softmax(out, xp))
@@ -196,7 +204,10 @@ class Network:
                  scale: float | None = None) -> dict[str, float]:
         """Mean loss and accuracy (host floats) over ``x (N, D)`` and integer labels ``y (N,)``.
         With ``scale``, ``x`` holds raw integer features (e.g. uint8 pixels) converted batch by
-        batch to ``x * scale`` in the model dtype, so the whole set is never copied."""
+        batch to ``x * scale`` in the model dtype, so the whole set is never copied. Dask
+        arrays ``x`` and ``y`` are computed in one pass, chunk by chunk."""
+        if lazy.is_lazy(x):
+            return lazy_evaluate(self, x, y, scale)
         batch_size = checks.count_argument("batch_size", batch_size)
         x, y = on_backend(self.backend, x), on_backend(self.backend, y)
         checks.check_rows(x, self.sizes[0])

@@ -79,6 +79,18 @@ def _add_predict(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import run
+
+    return run(args)
+
+
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    from .export import add_arguments
+
+    add_arguments(parser)
+
+
 def _bench(argv: list[str]) -> int:
     from .bench import cmd_bench
 
@@ -98,6 +110,14 @@ COMMANDS: dict[str, Command] = {
                         _add_evaluate),
     "predict": Command("the digit in each of your image files (PNG, JPEG), by a checkpoint",
                        _predict, _add_predict),
+    "export": Command(
+        "a checkpoint's network as an ONNX model (needs the onnx extra)", _export, _add_export,
+        description="Write a checkpoint's network as an ONNX model: its own inference forward "
+        "run on ndonnx arrays. The model takes x (N, inputs) - features in the checkpoint's "
+        "dtype (pixels in [0, 1]), or with --pixels uint8 pixels 0..255 - and returns proba "
+        "or logits (N, classes); N is free. Its metadata records the input, the output, the "
+        "architecture (JSON) and the array-api-mlp version. Needs: pip install \".[onnx]\"",
+    ),
     "info": Command("backends, versions, devices, dtypes and BLAS threads", _info),
     "bench": Command("run the benchmark suite and write its report (options: mlp bench "
                      "--help)", _bench, passthrough=True, parser_options={"add_help": False}),
