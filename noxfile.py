@@ -1,6 +1,6 @@
 """The CPU test matrix: Python 3.10-3.13 x NumPy oldest-supported/newest, a PyTorch session
 (with the slow end-to-end tests), a JAX session, data-parallel training under MPI, the
-scikit-learn estimators, ONNX export and dask inference, and lint.
+scikit-learn estimators, ONNX export and dask inference, the documentation, and lint.
 ``nox`` runs every session; a missing interpreter is an error, not a skip."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi", "sklearn", "onnx_dask"]
+nox.options.sessions = ["lint", "tests", "torch", "jax", "mpi", "sklearn", "onnx_dask", "docs"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # The oldest NumPy release with wheels for each Python that satisfies pyproject's floor.
@@ -113,6 +113,19 @@ def onnx_dask(session: nox.Session) -> None:
     session.install("-e", ".[test,onnx,dask]")
     run_pytest(session, "-m", "not gpu and not mpi", "tests/test_export.py", "tests/test_dask.py",
                skips=False)
+    run_pytest(session, "tests/test_docs.py", "-k", "examples_of_a_page_run and export",
+               skips=False)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site (docs/): Sphinx with MyST pages, autodoc and the command line
+    generated from the parser; every warning, and every unresolved reference, is an error. No
+    network is used (no intersphinx)."""
+    session.install("-e", ".[docs]")
+    out = Path(session.create_tmp()) / "html"
+    session.run("python", "-m", "sphinx", "-W", "-n", "--keep-going", "-b", "html", "docs",
+                str(out))
 
 
 @nox.session(python="3.11")

@@ -1,7 +1,8 @@
 """Every Python code block of README.md runs as written.
 
 The blocks run in order in one namespace (a later block may use what an earlier one made), in
-a temporary working folder, on the real MNIST that ``mlp.data.load()`` finds.
+a temporary working folder, on the real MNIST that ``mlp.data.load()`` finds. The examples of
+the pages in ``docs/`` run in ``test_docs.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def python_blocks(text: str) -> list[str]:
 def test_the_block_finder_finds_blocks():
     text = "intro\n```python\nx = 1\n```\n```bash\nls\n```\n```python\ny = x\n```\n"
     assert python_blocks(text) == ["x = 1\n", "y = x\n"]
-    assert len(python_blocks(README.read_text(encoding="utf-8"))) >= 2
+    assert len(python_blocks(README.read_text(encoding="utf-8"))) >= 1
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ class Linear(Layer):
     Args:
         init: ``"he"`` (normal, std ``sqrt(2/n_in)``, for ReLU-like activations), ``"glorot"``
             (normal, std ``sqrt(2/(n_in+n_out))``) — both with zero bias — or ``"normal"``:
-            every weight *and* bias from N(0, ``std``²), the notebook's N(0, 1) by default.
+            every weight *and* bias from N(0, ``std²``), the notebook's N(0, 1) by default.
         input_grad: compute the gradient with respect to ``x`` in :meth:`backward`; a model's
             first layer turns it off and saves a third of the backward matrix products.
         ops: see :class:`~mlp.layers.Layer`.
