@@ -74,6 +74,19 @@ def for_array(x: Any) -> Backend:
     return default if where == default.device else get(name, where)
 
 
+def gpu_count(name: str) -> int:
+    """How many CUDA GPUs backend ``name``'s library sees on this machine: CuPy's device count;
+    0 for the other backends, and where CuPy is missing or sees no driver."""
+    if name != "cupy":
+        return 0
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - ImportError, CUDARuntimeError and driver errors alike
+        return 0
+
+
 def available() -> list[dict[str, Any]]:
     """One entry per backend: ``name``, ``ok``, ``version``, ``device``, ``dtypes`` and,
     when it cannot be used, ``error`` saying why and what to install."""

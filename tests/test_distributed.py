@@ -435,3 +435,28 @@ def test_the_header_of_a_distributed_run_names_its_ranks(tmp_path, fake_data):
     assert run.returncode == 0, run.stderr
     header = " ".join(run.stdout.split("epoch 1/1")[0].split())
     assert "(1 thread each), data-parallel over 2 ranks" in header
+
+
+# --- which GPU each rank takes -----------------------------------------------------------
+
+
+def test_each_rank_takes_its_nodes_gpu_and_too_few_gpus_is_a_clear_error(monkeypatch):
+    from types import SimpleNamespace
+
+    import backends
+    from mlp.cli.launch import device_for
+    from mlp.cli.settings import UsageError
+
+    monkeypatch.setattr(backends, "gpu_count", lambda name: 1 if name == "cupy" else 0)
+    first = SimpleNamespace(rank=2, local_rank=0, local_size=2)
+    second = SimpleNamespace(rank=3, local_rank=1, local_size=2)
+    assert device_for(first, "cupy", None) == 0
+    with pytest.raises(UsageError, match=r"rank 3 is rank 1 of 2 on its node, which has 1 "
+                       r"GPU\(s\): start at most 1 rank\(s\) per node, or name the GPU with "
+                       r"--device \(e.g. --device 0"):
+        device_for(second, "cupy", None)
+    assert device_for(second, "cupy", "0") == "0"  # --device decides
+    assert device_for(second, "torch", None) is None  # torch: its own default device
+    assert device_for(None, "cupy", None) is None  # one process: the backend's default
+    monkeypatch.setattr(backends, "gpu_count", lambda name: 0)
+    assert device_for(second, "cupy", None) == 1  # no GPU at all: the backend says so

@@ -99,9 +99,20 @@ def _digest(value: Any) -> int:
 
 
 def device_for(dist: Distributed | None, backend: str, device: Any) -> Any:
-    """The device of this rank: as given, else the node-local rank's GPU for CuPy."""
+    """The device of this rank: as given, else the node-local rank's GPU for CuPy.
+
+    Raises:
+        UsageError: the node has fewer GPUs than ranks and ``--device`` names none (left to
+            itself, a rank would ask for a GPU that does not exist).
+    """
     if dist is None or device is not None or backend != "cupy":
         return device
+    count = backends.gpu_count(backend)
+    if 0 < count <= dist.local_rank:
+        raise UsageError(
+            f"rank {dist.rank} is rank {dist.local_rank} of {dist.local_size} on its node, "
+            f"which has {count} GPU(s): start at most {count} rank(s) per node, or name the "
+            "GPU with --device (e.g. --device 0: the ranks then share it)")
     return dist.local_rank
 
 

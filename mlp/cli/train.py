@@ -151,9 +151,9 @@ def _run(args: argparse.Namespace, p: Plan, dist: Any = None) -> int:
 
     settings, quiet = p.settings, args.quiet
     root = dist is None or dist.is_root
-    device = launch.device_for(dist, settings["backend"], settings["device"])
     interactive = sys.stderr.isatty() and not quiet and root
     with launch.together(dist):
+        device = launch.device_for(dist, settings["backend"], settings["device"])
         dataset = data.load(settings["dataset"], getattr(args, "data_dir", None),
                             progress=interactive)
         steps = -(-dataset.x_train.shape[0] // settings["batch_size"])
