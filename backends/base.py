@@ -31,7 +31,8 @@ class Backend:
     shape)`` draws float32 samples in [0, 1) on the device from a 64-bit seed; ``None`` where
     random numbers come from the host. ``capture(fn)`` records the device work of ``fn()`` as
     a CUDA graph and returns ``(replay, fn's result)``; ``None`` where the library cannot (see
-    :attr:`capture_unsupported`).
+    :attr:`capture_unsupported`), and ``capture_check()`` says why it cannot here and now
+    (``None`` when it can).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class Backend:
         uniform: Callable[[int, tuple[int, ...]], Array] | None = None,
         capture: Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]] | None = None,
         no_capture_reason: str | None = None,
+        capture_check: Callable[[], str | None] | None = None,
     ) -> None:
         self.name = name
         self.xp = xp
@@ -65,6 +67,7 @@ class Backend:
         self._uniform = uniform
         self._capture = capture
         self._no_capture_reason = no_capture_reason
+        self._capture_check = capture_check
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
@@ -90,7 +93,7 @@ class Backend:
     def capture_unsupported(self) -> str | None:
         """Why this backend cannot capture CUDA graphs (:meth:`capture`), ``None`` if it can."""
         if self._capture is not None:
-            return None
+            return self._capture_check() if self._capture_check is not None else None
         return self._no_capture_reason or (
             f"backend {self.name!r} on {self.device} has no CUDA graphs; use --backend torch "
             "--device cuda")
@@ -99,8 +102,10 @@ class Backend:
         """Record the device work of ``fn()`` as a CUDA graph, on this backend's device.
 
         Returns ``(replay, result)``: ``result`` is what ``fn`` returned, arrays the graph
-        writes; ``replay()`` runs the recorded work again on the current stream, reading and
-        writing the same arrays. Capturing does not run the work.
+        writes; ``replay()`` runs the recorded work again, after the work queued on the current
+        stream and before what is queued there next, reading and writing the same arrays.
+        Capturing may run the work once first (a warm-up, on CuPy): the caller restores what
+        it must not change.
 
         Raises:
             BackendError: the backend cannot capture (:attr:`capture_unsupported`).

@@ -80,11 +80,12 @@ def _cupy(device: Any) -> Backend:
     if not 0 <= index < count:
         raise BackendError(f"backend 'cupy' sees {count} GPU(s); device {index} does not exist")
     dev = cupy.cuda.Device(index)
+    ops = CupyOps(xp, cupy, dev)
     return Backend(
         "cupy",
         xp,
         dev,
-        CupyOps(xp, cupy, dev),
+        ops,
         to_numpy=cupy.asnumpy,
         synchronize=dev.synchronize,
         version=cupy.__version__,
@@ -93,11 +94,48 @@ def _cupy(device: Any) -> Backend:
         # between threads or nested entries.
         activate=lambda: cupy.cuda.Device(index),
         uniform=_cupy_uniform(cupy),
-        # CuPy raises NotImplementedError for any cuBLAS call while a stream is capturing
-        # (cupy_backends.cuda.libs.cublas.setStream), so a step with matrix products cannot be.
-        no_capture_reason="CuPy does not allow cuBLAS calls (the matrix products) inside a "
-                          "CUDA graph capture; use --backend torch --device cuda",
+        capture=_cupy_capture(cupy),
+        # CuPy refuses its own cuBLAS calls while a stream captures: the step's products must
+        # be the direct ones (backends.cublas).
+        capture_check=lambda: None if ops.direct_gemm() is not None else (
+            f"the direct cuBLAS matrix products are unavailable ({ops.gemm_failure}), and CuPy "
+            "does not allow its own inside a CUDA graph capture; use --backend torch "
+            "--device cuda"),
     )
+
+
+def _cupy_capture(cupy: Any) -> Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]]:
+    """CUDA graphs of CuPy work (see :meth:`Backend.capture`): ``fn`` runs once on a
+    non-blocking stream of its own (every kernel compiled, every temporary allocated), then is
+    captured on that stream. Both run inside a memory pool private to the graph and kept alive
+    with it, so no memory the graph uses is handed to other work, and the capture allocates
+    nothing new."""
+
+    def capture(fn: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
+        pool = cupy.cuda.MemoryPool()
+        stream = cupy.cuda.Stream(non_blocking=True)
+        current = cupy.cuda.get_current_stream()
+        stream.wait_event(current.record())
+        with cupy.cuda.using_allocator(pool.malloc), stream:
+            fn()
+            stream.synchronize()
+            stream.begin_capture(getattr(cupy.cuda.runtime, "streamCaptureModeRelaxed", 2))
+            try:
+                result = fn()
+            finally:
+                graph = stream.end_capture()
+        stream.synchronize()
+
+        def replay() -> None:
+            queued = cupy.cuda.get_current_stream()
+            stream.wait_event(queued.record())
+            graph.launch(stream)
+            queued.wait_event(stream.record())
+
+        replay.keep = (pool, stream, graph)  # type: ignore[attr-defined]
+        return replay, result
+
+    return capture
 
 
 def _cupy_uniform(cupy: Any) -> Callable[[int, tuple[int, ...]], Any]:

@@ -138,12 +138,21 @@ def test_backends_without_graphs_say_so(get_backend):
         choose(MLP(SIZES, backend=get_backend("numpy")), cuda_graph=True)
 
 
+def test_a_backend_that_cannot_capture_now_says_why(get_backend):
+    backend = _capturing(get_backend("numpy"), [])
+    backend._capture_check = lambda: "the direct products are unavailable (OSError: none)"
+    with pytest.raises(ValueError, match=r"CUDA graph: the direct products are unavailable"):
+        choose(MLP(SIZES, backend=backend), cuda_graph=True)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(optimizer, dtype, get_backend):
-    """A real CUDA graph (PyTorch on CUDA) against the eager step on the same device."""
-    base = get_backend("torch", "cuda")
+@pytest.mark.parametrize("library", ["torch:cuda", "cupy"])
+def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(library, optimizer, dtype,
+                                                         get_backend):
+    """A real CUDA graph (PyTorch on CUDA, CuPy) against the eager step on the same device."""
+    base = get_backend(library)
     kwargs = dict(sizes=[784, 256, 256, 10], dtype=dtype, seed=1, backend=base)
     eager = MLP(**kwargs, optimizer=OPTIMIZERS[optimizer]())
     graph = MLP(**kwargs, optimizer=OPTIMIZERS[optimizer]())
@@ -163,6 +172,10 @@ def test_a_cuda_graph_replays_the_eager_step_bit_for_bit(optimizer, dtype, get_b
 
 
 @pytest.mark.gpu
-def test_cupy_refuses_graphs_saying_why(get_backend):
-    with pytest.raises(ValueError, match="CuPy does not allow cuBLAS calls"):
+def test_cupy_without_its_direct_products_refuses_graphs_saying_why(get_backend, monkeypatch):
+    ops = get_backend("cupy").ops
+    monkeypatch.setattr(ops, "_gemm", None)
+    monkeypatch.setattr(ops, "gemm_failure", "OSError: no libcublas.so")
+    with pytest.raises(ValueError, match=r"direct cuBLAS matrix products are unavailable "
+                       r"\(OSError: no libcublas.so\), and CuPy does not allow its own"):
         choose(MLP(SIZES, backend=get_backend("cupy")), cuda_graph=True)

@@ -95,7 +95,7 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--cuda-graph", action="store_true", default=False,
                    help="capture the training step once as a CUDA graph and replay it per batch "
                         "(same numbers, fewer kernel launches: faster at small batches; "
-                        "--backend torch --device cuda, no dropout)")
+                        "--backend torch --device cuda or --backend cupy; no dropout)")
     t.add_argument("--distributed", action="store_true", default=False,
                    help="train data-parallel over the processes of an MPI launcher "
                    "(mpiexec -n P mlp train --distributed); --batch-size is the global batch")

@@ -21,7 +21,8 @@ overwritten by the next replay: copy them to keep them.
 
 Dropout is not supported (its masks would have to be drawn inside the graph); neither are
 custom losses, nor optimizers without an update rule (:func:`unsupported`). The backend must
-be able to capture (:attr:`backends.Backend.capture`: PyTorch on CUDA).
+be able to capture (:attr:`backends.Backend.capture`: PyTorch on CUDA, and CuPy where its
+direct cuBLAS products work).
 """
 
 from __future__ import annotations
