@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy
 
+from . import counter_uniform
 from .base import DTYPES, Backend
 from .errors import BackendError
 from .imports import BrokenImport, load
@@ -139,21 +140,11 @@ def _cupy_capture(cupy: Any) -> Callable[[Callable[[], Any]], tuple[Callable[[],
 
 
 def _cupy_uniform(cupy: Any) -> Callable[[int, tuple[int, ...]], Any]:
-    """Float32 uniforms in [0, 1) from a counter-based generator: element ``i`` is the top 24
-    bits of SplitMix64's output for ``seed + (i + 1) * golden ratio``, in one kernel and with
-    no generator state to reseed (cuRAND's reseeding costs a setup pass per call)."""
-    kernel = cupy.ElementwiseKernel(
-        "uint64 seed",
-        "float32 u",
-        """
-        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z = z ^ (z >> 31);
-        u = (float)(z >> 40) * (1.0f / 16777216.0f);
-        """,
-        "mlp_uniform",
-    )
+    """Float32 uniforms in [0, 1) from the counter-based generator of
+    :mod:`backends.counter_uniform`, in one kernel and with no generator state to reseed
+    (cuRAND's reseeding costs a setup pass per call)."""
+    kernel = cupy.ElementwiseKernel("uint64 seed", "float32 u", counter_uniform.CUDA_SOURCE,
+                                    "mlp_uniform")
 
     def uniform(seed: int, shape: tuple[int, ...]) -> Any:
         out = cupy.empty(shape, dtype=cupy.float32)
