@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from ._xp import Array
+from ._xp import Array, device
 from .schema import SETTINGS
 
 
@@ -70,13 +70,7 @@ def check_set(x: Array, y: Array, classes: int, backend: Any, which: str = "") -
     ``which`` prefixes the names in messages (``"validation "``)."""
     xp, n = backend.xp, x.shape[0]
     check_labels(y, n, xp, which)
-    info = xp.iinfo(y.dtype)
-    outside = xp.zeros(y.shape, dtype=xp.bool, device=backend.device)
-    if info.min < 0:
-        outside = xp.logical_or(outside, y < 0)
-    if classes <= info.max:
-        outside = xp.logical_or(outside, y >= classes)
-    parts = [_count(xp, outside)]
+    parts = [labels_outside(xp, y, classes)]
     if xp.isdtype(x.dtype, "real floating"):
         parts.append(_count(xp, ~xp.isfinite(x)))
     bad = [int(v) for v in backend.to_numpy(xp.stack(parts)).tolist()]
@@ -86,6 +80,18 @@ def check_set(x: Array, y: Array, classes: int, backend: Any, which: str = "") -
         low, high = (int(v) for v in backend.to_numpy(
             xp.stack([xp.min(y), xp.max(y)])).tolist())
         refuse_labels_outside(bad[0], n, low, high, classes, which)
+
+
+def labels_outside(xp: Any, y: Array, classes: int) -> Array:
+    """How many integer labels ``y (n,)`` of namespace ``xp`` lie outside ``[0, classes)``: a
+    0-d int64 array on ``y``'s device (comparisons the dtype cannot fail are left out)."""
+    info = xp.iinfo(y.dtype)
+    outside = xp.zeros(y.shape, dtype=xp.bool, device=device(y))
+    if info.min < 0:
+        outside = xp.logical_or(outside, y < 0)
+    if classes <= info.max:
+        outside = xp.logical_or(outside, y >= classes)
+    return _count(xp, outside)
 
 
 def refuse_labels_outside(bad: int, n: int, low: int, high: int, classes: int,

@@ -22,6 +22,7 @@ from .errors import MLPError
 from .inputs import input_scale
 from .layers import log_softmax
 from .losses import Loss
+from .metrics import hits
 
 
 class NotPortable(MLPError):
@@ -90,10 +91,9 @@ class Inference:
     def sums(self, x: Array, y: Array, scale: float | None = None) -> tuple[Array, Array]:
         """The loss summed over the rows of ``(x, y)`` and the count of rows whose prediction
         is their integer label ``y (N,)``, both 0-d."""
-        xp = self.xp
         out = self.outputs(x, scale)
         loss = self.loss.forward(out, y) * self.loss.sum_factor(int(x.shape[0]))
-        return loss, xp.sum(xp.astype(xp.argmax(out, axis=1) == y, xp.int64))
+        return loss, hits(self.xp, out, y)
 
 
 def lazy_outputs(network: Any, x: Array, what: str) -> Array:
@@ -113,12 +113,12 @@ def lazy_evaluate(network: Any, x: Array, y: Array, scale: float | None) -> dict
     n = int(x.shape[0])
     checks.check_labels(y, n, xp)
     inference = Inference(network, xp, xp.asarray)
-    loss, hits = inference.sums(lazy.whole_rows(x), y, scale)
+    loss, correct = inference.sums(lazy.whole_rows(x), y, scale)
     classes = network.sizes[-1]
-    outside = xp.sum(xp.astype(xp.logical_or(y < 0, y >= classes), xp.int64))
-    loss, hits, bad, low, high = lazy.compute(loss, hits, outside, xp.min(y), xp.max(y))
+    outside = checks.labels_outside(xp, y, classes)
+    loss, correct, bad, low, high = lazy.compute(loss, correct, outside, xp.min(y), xp.max(y))
     checks.refuse_labels_outside(int(bad), n, int(low), int(high), classes)
-    return {"loss": float(loss) / n, "accuracy": int(hits) / n}
+    return {"loss": float(loss) / n, "accuracy": int(correct) / n}
 
 
 def _library(xp: Any) -> str:

@@ -12,6 +12,12 @@ from typing import Any
 from ._xp import Array
 
 
+def hits(xp: Any, outputs: Array, labels: Array) -> Array:
+    """How many rows of ``outputs (n, C)`` have their largest entry at the integer label
+    ``labels (n,)``: a 0-d int64 array of namespace ``xp``."""
+    return xp.sum(xp.astype(xp.argmax(outputs, axis=1) == labels, xp.int64))
+
+
 class Totals:
     """The summed loss (0-d, in ``dtype``) and hit count (0-d int64) of the batches added since
     the last :meth:`read`, on ``backend``'s device."""
@@ -29,10 +35,8 @@ class Totals:
         """One batch: its loss (0-d) times ``weight`` (the loss's batch factor, see
         :meth:`~mlp.losses.Loss.sum_factor`), and the rows of ``outputs (n, C)`` whose largest entry
         is at the integer label ``labels (n,)``."""
-        xp = self.backend.xp
         self.loss = self.loss + loss * weight
-        self.correct = self.correct + xp.sum(
-            xp.astype(xp.argmax(outputs, axis=1) == labels, xp.int64))
+        self.correct = self.correct + hits(self.backend.xp, outputs, labels)
 
     def read(self) -> tuple[float, int]:
         """The sums on the host, which then start again from zero."""
